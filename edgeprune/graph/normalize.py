@@ -1,0 +1,225 @@
+"""Normalisation: the rewrites that make any exported CNN look the same to the channel analysis.
+
+Each pass keeps the model's outputs (up to float rounding); tests check that on every corpus model.
+- Constant nodes, ConstantOfShape and other constant subgraphs become initializers.
+- BatchNormalization, or a per-channel Mul/Add/Sub/Div, right after a Conv is folded into the Conv.
+- A channel shuffle (Reshape to N,g,C/g,... -> Transpose(0,2,1,...) -> Reshape back) becomes one
+  Gather on the channel axis, so pruning can keep any subset of its channels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def normalize_graph(graph) -> list[str]:
+    """Run every pass on an onnx-graphsurgeon graph in place; return one note per rewrite kind."""
+    _name_nodes(graph)
+    notes: list[str] = []
+    before = len(graph.nodes)
+    _fold_constants(graph)
+    if len(graph.nodes) < before:
+        notes.append(f"folded constants: {before - len(graph.nodes)} nodes became initializers")
+    for label, rewrite in _PASSES:
+        count = rewrite(graph)
+        if count:
+            notes.append(f"{label}: {count}")
+            graph.cleanup().toposort()
+    return notes
+
+
+def _name_nodes(graph) -> None:
+    """Give every node a unique, stable name: channel groups are named after their producer nodes."""
+    seen: set[str] = set()
+    for index, node in enumerate(graph.nodes):
+        name = node.name or f"{node.op}_{index}"
+        while name in seen:
+            name = f"{name}_{index}"
+        node.name = name
+        seen.add(name)
+
+
+def _fold_constants(graph) -> None:
+    import onnx_graphsurgeon as gs
+
+    for node in graph.nodes:
+        if node.op == "Constant" and len(node.outputs) == 1 and "value" in node.attrs:
+            out = node.outputs[0]
+            constant = gs.Constant(out.name + "__const", np.asarray(node.attrs["value"].values))
+            for consumer in list(out.outputs):
+                for index, tensor in enumerate(consumer.inputs):
+                    if tensor is out:
+                        consumer.inputs[index] = constant
+            if out in graph.outputs:
+                continue
+            node.outputs.clear()
+    graph.cleanup()
+    try:
+        graph.fold_constants(error_ok=True)
+    except Exception as exc:  # folding is an optimisation: a model it cannot fold is still usable
+        logger.debug("constant folding stopped early: %s", exc)
+    graph.cleanup().toposort()
+
+
+def _constant(tensor):
+    import onnx_graphsurgeon as gs
+
+    return tensor.values if isinstance(tensor, gs.Constant) else None
+
+
+def _sole_consumer(graph, tensor):
+    if len(tensor.outputs) != 1 or tensor in graph.outputs:
+        return None
+    return tensor.outputs[0]
+
+
+def _conv_weight_bias(conv) -> tuple[np.ndarray, np.ndarray] | None:
+    weight = _constant(conv.inputs[1]) if len(conv.inputs) > 1 else None
+    if weight is None or weight.dtype.kind != "f":
+        return None
+    if len(conv.inputs) > 2 and conv.inputs[2].name:
+        bias = _constant(conv.inputs[2])
+        if bias is None:
+            return None
+    else:
+        bias = np.zeros(weight.shape[0], dtype=weight.dtype)
+    return weight, bias
+
+
+def _set_conv_weight_bias(conv, weight: np.ndarray, bias: np.ndarray) -> None:
+    import onnx_graphsurgeon as gs
+
+    conv.inputs[1] = gs.Constant(f"{conv.name}.weight", weight.astype(conv.inputs[1].values.dtype))
+    bias_const = gs.Constant(f"{conv.name}.bias", bias.astype(conv.inputs[1].values.dtype))
+    if len(conv.inputs) > 2:
+        conv.inputs[2] = bias_const
+    else:
+        conv.inputs.append(bias_const)
+
+
+def _absorb(conv, follower) -> None:
+    """``conv`` now writes what ``follower`` wrote; ``follower`` is left dangling for cleanup."""
+    conv.outputs = [follower.outputs[0]]
+    follower.outputs.clear()
+
+
+def _fold_batchnorm(graph) -> int:
+    folded = 0
+    for conv in [n for n in graph.nodes if n.op == "Conv"]:
+        bn = _sole_consumer(graph, conv.outputs[0]) if conv.outputs else None
+        if bn is None or bn.op != "BatchNormalization" or bn.attrs.get("training_mode", 0):
+            continue
+        if any(t.outputs or t in graph.outputs for t in bn.outputs[1:]):
+            continue
+        params = [_constant(t) for t in bn.inputs[1:5]]
+        weight_bias = _conv_weight_bias(conv)
+        if weight_bias is None or any(p is None for p in params):
+            continue
+        gamma, beta, mean, var = (p.astype(np.float64) for p in params)
+        scale = gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))
+        weight, bias = weight_bias
+        shape = (-1,) + (1,) * (weight.ndim - 1)
+        _set_conv_weight_bias(conv, weight * scale.reshape(shape), (bias - mean) * scale + beta)
+        _absorb(conv, bn)
+        folded += 1
+    return folded
+
+
+def _per_channel(values: np.ndarray, channels: int, rank: int) -> np.ndarray | None:
+    """The constant as one value per channel, if it broadcasts per channel on an N,C,... tensor."""
+    if values.size == 1:
+        return np.full(channels, values.reshape(-1)[0], dtype=np.float64)
+    if values.ndim > rank:
+        return None
+    padded = (1,) * (rank - values.ndim) + values.shape
+    if padded[1] == channels and all(d == 1 for i, d in enumerate(padded) if i != 1):
+        return values.reshape(-1).astype(np.float64)
+    return None
+
+
+def _fold_affine(graph) -> int:
+    """Fold Conv -> Mul/Add/Sub/Div by a per-channel constant into the Conv."""
+    folded = 0
+    for conv in [n for n in graph.nodes if n.op == "Conv"]:
+        while conv.outputs:
+            follower = _sole_consumer(graph, conv.outputs[0])
+            if follower is None or follower.op not in ("Mul", "Add", "Sub", "Div") or len(follower.inputs) != 2:
+                break
+            position = 0 if follower.inputs[0] is conv.outputs[0] else 1
+            other = _constant(follower.inputs[1 - position])
+            weight_bias = _conv_weight_bias(conv)
+            if other is None or weight_bias is None or (position == 1 and follower.op in ("Sub", "Div")):
+                break
+            weight, bias = weight_bias
+            vector = _per_channel(other, weight.shape[0], weight.ndim)
+            if vector is None:
+                break
+            shape = (-1,) + (1,) * (weight.ndim - 1)
+            if follower.op == "Mul":
+                weight, bias = weight * vector.reshape(shape), bias * vector
+            elif follower.op == "Div":
+                weight, bias = weight / vector.reshape(shape), bias / vector
+            else:
+                bias = bias + vector if follower.op == "Add" else bias - vector
+            _set_conv_weight_bias(conv, weight, bias)
+            _absorb(conv, follower)
+            folded += 1
+    return folded
+
+
+def _shuffle_indices(first, graph) -> tuple[np.ndarray, object] | None:
+    """If ``first`` starts a channel-shuffle chain, the channel permutation and the chain's last node."""
+    source = first.inputs[0]
+    if source.shape is None or len(source.shape) < 3 or not isinstance(source.shape[1], int):
+        return None
+    shape = _constant(first.inputs[1]) if len(first.inputs) > 1 else None
+    transpose = _sole_consumer(graph, first.outputs[0])
+    if shape is None or transpose is None or transpose.op != "Transpose":
+        return None
+    rank = len(source.shape)
+    channels, groups = source.shape[1], int(shape[1]) if len(shape) == rank + 1 else 0
+    if groups <= 1 or channels % groups or int(shape[2]) != channels // groups:
+        return None
+    if list(transpose.attrs.get("perm", [])) != [0, 2, 1] + list(range(3, rank + 1)):
+        return None
+    last = _sole_consumer(graph, transpose.outputs[0])
+    out_shape = _constant(last.inputs[1]) if last is not None and last.op == "Reshape" else None
+    if out_shape is None or len(out_shape) != rank or int(out_shape[1]) not in (channels, -1):
+        return None
+    return np.arange(channels).reshape(groups, channels // groups).T.reshape(-1), last
+
+
+def _shuffle_to_gather(graph) -> int:
+    import onnx_graphsurgeon as gs
+
+    rewritten = 0
+    for node in [n for n in graph.nodes if n.op == "Reshape"]:
+        if not node.outputs or not node.inputs:
+            continue
+        found = _shuffle_indices(node, graph)
+        if found is None:
+            continue
+        indices, last = found
+        gather = gs.Node(
+            "Gather",
+            name=f"{node.name}.shuffle",
+            attrs={"axis": 1},
+            inputs=[node.inputs[0], gs.Constant(f"{node.name}.shuffle_indices", indices.astype(np.int64))],
+            outputs=[last.outputs[0]],
+        )
+        last.outputs.clear()
+        graph.nodes.append(gather)
+        rewritten += 1
+    return rewritten
+
+
+_PASSES: tuple[tuple[str, Callable], ...] = (
+    ("folded BatchNormalization into Conv", _fold_batchnorm),
+    ("folded per-channel affine into Conv", _fold_affine),
+    ("channel shuffles expressed as Gather", _shuffle_to_gather),
+)

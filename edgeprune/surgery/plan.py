@@ -1,0 +1,148 @@
+"""`PruningPlan`: which channels each group keeps, tied to the model it was made for; replayable JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from edgeprune.analysis.groups import ChannelAnalysis, ChannelGroup
+from edgeprune.errors import InputError
+from edgeprune.graph.io import write_text_atomic
+
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PruningPlan:
+    """Per group id, the sorted channel indices to keep. Groups not named keep every channel."""
+
+    model_sha256: str
+    kept: Mapping[str, tuple[int, ...]]
+    strategy: str = "manual"
+    criterion: str = ""
+    seed: int | None = None
+    device: str = ""
+    settings: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_dict(self) -> dict:
+        return {
+            "format": PLAN_FORMAT,
+            "model_sha256": self.model_sha256,
+            "strategy": self.strategy,
+            "criterion": self.criterion,
+            "seed": self.seed,
+            "device": self.device,
+            "settings": dict(self.settings),
+            "kept": {group: list(indices) for group, indices in self.kept.items()},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return write_text_atomic(path, self.to_json())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PruningPlan":
+        if not isinstance(data, dict) or "kept" not in data or "model_sha256" not in data:
+            raise InputError("the plan has no 'kept' or 'model_sha256' entry; make one with `edgeprune plan`")
+        if data.get("format", PLAN_FORMAT) != PLAN_FORMAT:
+            raise InputError(f"plan format {data.get('format')} is not supported (expected {PLAN_FORMAT})")
+        kept = data["kept"]
+        if not isinstance(kept, dict) or not all(isinstance(v, list) for v in kept.values()):
+            raise InputError("the plan's 'kept' must map each group id to a list of channel indices")
+        try:
+            kept_tuples = {str(k): tuple(int(i) for i in v) for k, v in kept.items()}
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"the plan's channel indices must be integers ({exc})") from exc
+        return cls(
+            model_sha256=str(data["model_sha256"]),
+            kept=MappingProxyType(kept_tuples),
+            strategy=str(data.get("strategy", "manual")),
+            criterion=str(data.get("criterion", "")),
+            seed=data.get("seed"),
+            device=str(data.get("device", "")),
+            settings=MappingProxyType(dict(data.get("settings", {}))),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PruningPlan":
+        source = Path(path)
+        if not source.is_file():
+            raise InputError(f"plan file not found: {source}; make one with `edgeprune plan`")
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{source} is not a JSON plan ({exc}); make one with `edgeprune plan`") from exc
+        return cls.from_dict(data)
+
+
+def validate_plan(plan: PruningPlan, analysis: ChannelAnalysis) -> None:
+    """Raise InputError naming the first thing in ``plan`` that cannot apply to this model."""
+    if analysis.model_sha256 and plan.model_sha256 != analysis.model_sha256:
+        raise InputError(
+            f"the plan was made for another model (sha256 {plan.model_sha256[:12]}..., this model is "
+            f"{analysis.model_sha256[:12]}...); make a new plan for this model with `edgeprune plan`"
+        )
+    for group_id, indices in plan.kept.items():
+        try:
+            group = analysis.group(group_id)
+        except KeyError:
+            raise InputError(
+                f"the plan names group '{group_id}', which this model does not have; "
+                "list the groups with `edgeprune inspect`"
+            ) from None
+        _validate_group(group, indices)
+
+
+def _validate_group(group: ChannelGroup, indices: tuple[int, ...]) -> None:
+    where = f"plan entry for group '{group.id}'"
+    if group.frozen and len(indices) != group.channels:
+        raise InputError(f"{where}: the group is frozen ({group.frozen[0]}); leave it out of the plan")
+    if not indices:
+        raise InputError(f"{where} keeps no channel; a group must keep at least {group.multiple}")
+    array = np.asarray(indices)
+    if array.min() < 0 or array.max() >= group.channels:
+        raise InputError(f"{where}: channel index out of range 0..{group.channels - 1}")
+    if len(np.unique(array)) != len(array):
+        raise InputError(f"{where}: duplicate channel indices")
+    if group.multiple > 1:
+        counts = np.bincount(array * group.multiple // group.channels, minlength=group.multiple)
+        if len(set(counts.tolist())) != 1:
+            raise InputError(
+                f"{where}: a grouped conv needs the same number of kept channels in each of its "
+                f"{group.multiple} groups (got {counts.tolist()})"
+            )
+
+
+def simple_plan(
+    analysis: ChannelAnalysis, ratio: float, *, random: bool = False, seed: int = 0
+) -> PruningPlan:
+    """Keep ``ratio`` of every prunable group: the first channels, or random ones with ``seed``."""
+    if not 0.0 < ratio <= 1.0:
+        raise InputError(f"--ratio must be in (0, 1] (the fraction of channels kept), got {ratio}")
+    rng = np.random.default_rng(seed)
+    kept = {}
+    for group in analysis.prunable_groups:
+        segments = group.multiple
+        per_segment = group.channels // segments
+        count = max(1, int(round(ratio * per_segment)))
+        chosen = []
+        for segment in range(segments):
+            pool = np.arange(segment * per_segment, (segment + 1) * per_segment)
+            picked = rng.choice(pool, size=count, replace=False) if random else pool[:count]
+            chosen.extend(sorted(int(i) for i in picked))
+        kept[group.id] = tuple(chosen)
+    return PruningPlan(
+        model_sha256=analysis.model_sha256,
+        kept=MappingProxyType(kept),
+        strategy="random" if random else "first",
+        seed=seed if random else None,
+        settings=MappingProxyType({"ratio": ratio}),
+    )
