@@ -23,6 +23,6 @@ class BudgetError(EdgepruneError):
 
 
 class VerificationError(EdgepruneError):
-    """The pruned model does not match the masked original: a bug in surgery, never the user's fault."""
+    """The pruned model does not match the masked original: the proof failed, so nothing is written."""
 
-    exit_code = 3
+    exit_code = 1

@@ -11,9 +11,11 @@ import onnx
 from edgeprune.errors import InputError
 from edgeprune.graph.io import sha256_file
 from edgeprune.graph.model import MAX_IR_VERSION, ModelGraph
-from edgeprune.graph.normalize import normalize_graph
+from edgeprune.graph.normalize import fold_graph, rewrite_graph
 
 logger = logging.getLogger(__name__)
+
+_MAX_FOLD_ROUNDS = 8
 
 
 def read_model_proto(path: str | os.PathLike) -> onnx.ModelProto:
@@ -63,12 +65,17 @@ def load_model(path: str | os.PathLike) -> ModelGraph:
 def normalize_proto(proto: onnx.ModelProto, *, source_sha256: str = "", source_path: str = "") -> ModelGraph:
     import onnx_graphsurgeon as gs
 
-    try:
-        inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
-    except Exception as exc:
-        raise InputError(f"shape inference failed on {source_path or 'the model'}: {_first_line(exc)}") from exc
-    graph = gs.import_onnx(inferred)
-    notes = normalize_graph(graph)
+    where = source_path or "the model"
+    graph = gs.import_onnx(_infer(proto, where))
+    folded = 0
+    for _ in range(_MAX_FOLD_ROUNDS):
+        removed = fold_graph(graph)
+        graph = gs.import_onnx(_infer(export_clean(graph), where))
+        folded += removed
+        if not removed:
+            break
+    notes = [f"folded constants: {folded} nodes became initializers"] if folded else []
+    notes += rewrite_graph(graph)
     exported = export_clean(graph)
     exported.producer_name = proto.producer_name or "edgeprune"
     exported.producer_version = proto.producer_version
@@ -81,6 +88,13 @@ def normalize_proto(proto: onnx.ModelProto, *, source_sha256: str = "", source_p
     except Exception as exc:
         raise InputError(f"shape inference failed on {source_path or 'the model'}: {_first_line(exc)}") from exc
     return model
+
+
+def _infer(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(proto, data_prop=True)
+    except Exception as exc:
+        raise InputError(f"shape inference failed on {where}: {_first_line(exc)}") from exc
 
 
 def export_clean(graph) -> onnx.ModelProto:

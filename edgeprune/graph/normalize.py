@@ -17,14 +17,21 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
-def normalize_graph(graph) -> list[str]:
-    """Run every pass on an onnx-graphsurgeon graph in place; return one note per rewrite kind."""
+def fold_graph(graph) -> int:
+    """Name every node and fold constants, in place; return how many nodes went.
+
+    Shapes should be inferred again afterwards: folded shape arithmetic can resolve dimensions that
+    make more shape reads static, so callers repeat until nothing more folds.
+    """
     _name_nodes(graph)
-    notes: list[str] = []
     before = len(graph.nodes)
     _fold_constants(graph)
-    if len(graph.nodes) < before:
-        notes.append(f"folded constants: {before - len(graph.nodes)} nodes became initializers")
+    return before - len(graph.nodes)
+
+
+def rewrite_graph(graph) -> list[str]:
+    """Run the pattern rewrites in place (on a graph with inferred shapes); one note per rewrite kind."""
+    notes: list[str] = []
     for label, rewrite in _PASSES:
         count = rewrite(graph)
         if count:
@@ -47,6 +54,8 @@ def _name_nodes(graph) -> None:
 def _fold_constants(graph) -> None:
     import onnx_graphsurgeon as gs
 
+    _fold_static_shape_reads(graph)
+
     for node in graph.nodes:
         if node.op == "Constant" and len(node.outputs) == 1 and "value" in node.attrs:
             out = node.outputs[0]
@@ -64,6 +73,36 @@ def _fold_constants(graph) -> None:
     except Exception as exc:  # folding is an optimisation: a model it cannot fold is still usable
         logger.debug("constant folding stopped early: %s", exc)
     graph.cleanup().toposort()
+
+
+def _fold_static_shape_reads(graph) -> None:
+    """Shape(x) -> Gather(i) is a constant when dimension i of x is static (only the batch is dynamic).
+
+    Exports with a dynamic batch compute channel counts this way (x.size(1) // 2); as constants they
+    fold away, and the ops they feed (Slice bounds, Reshape targets) become readable.
+    """
+    import onnx_graphsurgeon as gs
+
+    for node in [n for n in graph.nodes if n.op == "Shape" and n.inputs and n.inputs[0].shape is not None]:
+        dims = list(node.inputs[0].shape)[node.attrs.get("start", 0):node.attrs.get("end", None)]
+        for gather in [c for c in node.outputs[0].outputs if c.op == "Gather"]:
+            indices = _constant(gather.inputs[1])
+            if indices is None or gather.attrs.get("axis", 0) != 0:
+                continue
+            picked = [dims[int(i)] for i in np.asarray(indices).reshape(-1)]
+            if not all(isinstance(d, (int, np.integer)) for d in picked):
+                continue
+            value = np.asarray(picked, dtype=np.int64).reshape(np.asarray(indices).shape)
+            out = gather.outputs[0]
+            constant = gs.Constant(out.name + "__static", value)
+            for consumer in list(out.outputs):
+                for index, tensor in enumerate(consumer.inputs):
+                    if tensor is out:
+                        consumer.inputs[index] = constant
+            if out in graph.outputs:
+                continue
+            gather.outputs.clear()
+    graph.cleanup()
 
 
 def _constant(tensor):
@@ -174,22 +213,22 @@ def _fold_affine(graph) -> int:
 
 def _shuffle_indices(first, graph) -> tuple[np.ndarray, object] | None:
     """If ``first`` starts a channel-shuffle chain, the channel permutation and the chain's last node."""
-    source = first.inputs[0]
-    if source.shape is None or len(source.shape) < 3 or not isinstance(source.shape[1], int):
+    source, split = first.inputs[0].shape, first.outputs[0].shape  # inferred, so computed targets work
+    if source is None or split is None or len(source) < 3 or len(split) != len(source) + 1:
         return None
-    shape = _constant(first.inputs[1]) if len(first.inputs) > 1 else None
+    rank, channels, groups = len(source), source[1], split[1]
+    if not all(isinstance(d, (int, np.integer)) for d in (channels, groups, split[2])):
+        return None
+    if groups <= 1 or channels % groups or split[2] != channels // groups or list(split[3:]) != list(source[2:]):
+        return None
     transpose = _sole_consumer(graph, first.outputs[0])
-    if shape is None or transpose is None or transpose.op != "Transpose":
-        return None
-    rank = len(source.shape)
-    channels, groups = source.shape[1], int(shape[1]) if len(shape) == rank + 1 else 0
-    if groups <= 1 or channels % groups or int(shape[2]) != channels // groups:
+    if transpose is None or transpose.op != "Transpose":
         return None
     if list(transpose.attrs.get("perm", [])) != [0, 2, 1] + list(range(3, rank + 1)):
         return None
     last = _sole_consumer(graph, transpose.outputs[0])
-    out_shape = _constant(last.inputs[1]) if last is not None and last.op == "Reshape" else None
-    if out_shape is None or len(out_shape) != rank or int(out_shape[1]) not in (channels, -1):
+    merged = last.outputs[0].shape if last is not None and last.op == "Reshape" else None
+    if merged is None or list(merged[1:]) != list(source[1:]):
         return None
     return np.arange(channels).reshape(groups, channels // groups).T.reshape(-1), last
 

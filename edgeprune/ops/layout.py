@@ -84,9 +84,10 @@ class SplitRule(OpRule):
 
     def rewrite(self, node, sctx) -> None:
         kept = sctx.kept(node.inputs[0])
-        track = sctx.analysis_track(node.inputs[0])
+        if kept is None:
+            return
         axis = normalize_axis(int(node.attrs.get("axis", 0)), sctx.rank(node.inputs[0]))
-        if kept is None or axis != track.axis:
+        if axis != sctx.analysis_track(node.inputs[0]).axis:
             return
         sizes = np.array([int(sctx.kept(out).sum()) for out in node.outputs], dtype=np.int64)
         node.attrs.pop("num_outputs", None)
@@ -166,10 +167,12 @@ class GatherRule(OpRule):
             ctx.set_track(node.outputs[0], track.axis, track.ids)
 
     def rewrite(self, node, sctx) -> None:
-        kept_in, kept_out = sctx.kept(node.inputs[0]), sctx.kept(node.outputs[0])
-        track = sctx.analysis_track(node.inputs[0])
-        axis = normalize_axis(int(node.attrs.get("axis", 0)), sctx.rank(node.inputs[0]))
-        if kept_in is None or axis != track.axis:
+        kept_in = sctx.kept(node.inputs[0])
+        if kept_in is None:
             return
+        axis = normalize_axis(int(node.attrs.get("axis", 0)), sctx.rank(node.inputs[0]))
+        if axis != sctx.analysis_track(node.inputs[0]).axis:
+            return
+        kept_out = sctx.analysis.kept_positions(node.outputs[0].name, sctx.keep)
         indices = np.asarray(sctx.constant(node.inputs[1])).astype(np.int64) % len(kept_in)
         sctx.set_constant(node, 1, new_positions(kept_in)[indices[kept_out]].astype(np.int64))

@@ -38,6 +38,16 @@ class FlattenRule(OpRule):
         ctx.set_track(node.outputs[0], 1, _flattened_ids(track, shape))
 
 
+def _keeps_batch(in_shape, out_shape, target: list[int], allowzero: int) -> bool:
+    """Axis 0 stays the batch: the same dimension, copied (0), or inferred (-1) from an exact rest."""
+    if out_shape[0] == in_shape[0] and out_shape[0] is not None:
+        return True
+    if target[0] == 0 and not allowzero:
+        return True
+    rest = target[1:]
+    return target[0] == -1 and all(v > 0 for v in rest) and _static(in_shape[1:]) and math.prod(rest) == math.prod(in_shape[1:])
+
+
 def _squeezed(dims) -> list:
     return [d for d in dims if d != 1]
 
@@ -52,15 +62,14 @@ class ReshapeRule(OpRule):
         if track is None:
             return
         in_shape, out_shape = ctx.shape(node.inputs[0]), ctx.shape(node.outputs[0])
+        target = ctx.constant(node.inputs[1])
         if in_shape is None or out_shape is None or track.axis != 1 or len(out_shape) < 2:
             raise Unsupported("it reshapes across the channel axis")
-        if ctx.constant(node.inputs[1]) is None:
+        if target is None:
             raise Unsupported("its target shape is computed at run time")
-        same_batch = out_shape[0] == in_shape[0] or (out_shape[0] in (None,) and in_shape[0] in (None,))
-        channels = len(track.ids)
-        if not same_batch:
+        if not _keeps_batch(in_shape, out_shape, [int(v) for v in target], int(node.attrs.get("allowzero", 0))):
             raise Unsupported("it moves channels into the batch axis")
-        if out_shape[1] == channels and _squeezed(out_shape[2:]) == _squeezed(in_shape[2:]):
+        if out_shape[1] == len(track.ids) and _squeezed(out_shape[2:]) == _squeezed(in_shape[2:]):
             ctx.set_track(node.outputs[0], 1, track.ids)
         elif len(out_shape) == 2 and _static(in_shape[1:]) and out_shape[1] == math.prod(in_shape[1:]):
             ctx.set_track(node.outputs[0], 1, _flattened_ids(track, in_shape))

@@ -1,0 +1,57 @@
+"""The public Python API behind the commands: each function is one whole job, from paths to results."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgeprune.analysis import analyze
+from edgeprune.cost import PlanCostModel, model_cost
+from edgeprune.errors import InputError, VerificationError
+from edgeprune.graph import load_model
+from edgeprune.summary import describe_model
+from edgeprune.surgery import PruningPlan, apply_plan, simple_plan, verify as verify_plan
+
+PathLike = str | os.PathLike
+
+
+def inspect_model(model_path: PathLike) -> dict:
+    model = load_model(model_path)
+    return describe_model(model, analyze(model), model_cost(model))
+
+
+def make_simple_plan(model_path: PathLike, ratio: float, *, random: bool = False, seed: int = 0) -> PruningPlan:
+    model = load_model(model_path)
+    analysis = analyze(model)
+    if not analysis.prunable_groups:
+        raise InputError(f"{model_path} has no prunable channel group; `edgeprune inspect` says why each is frozen")
+    return simple_plan(analysis, ratio, random=random, seed=seed)
+
+
+def prune_model(
+    model_path: PathLike, plan_path: PathLike, output: PathLike, *, verify: bool = True, tolerance: float = 1e-4
+) -> dict:
+    """Apply a saved plan, prove it against the masked original, and write the result atomically."""
+    plan = PruningPlan.load(plan_path)
+    model = load_model(model_path)
+    analysis = analyze(model)
+    if not analysis.prunable_groups:
+        raise InputError(f"{model_path} has no prunable channel group; `edgeprune inspect` says why each is frozen")
+    pruned = apply_plan(model, analysis, plan)
+    result = {
+        "output": str(output),
+        "cost_before": model_cost(model).to_dict(),
+        "cost_after": model_cost(pruned).to_dict(),
+        "predicted_after": PlanCostModel(model, analysis).cost_of_plan(plan.kept).to_dict(),
+        "verification": None,
+    }
+    if verify:
+        proof = verify_plan(model, analysis, plan, pruned, tolerance=tolerance)
+        if not proof.passed:
+            raise VerificationError(
+                f"the pruned model differs from the masked original by {proof.max_rel:.2e} (relative), more "
+                f"than the tolerance {tolerance:.0e}; nothing was written (rerun with --debug and report it)"
+            )
+        result["verification"] = proof.to_dict()
+    pruned.save(Path(output))
+    return result

@@ -1,0 +1,53 @@
+"""Text rendering of API results for a terminal."""
+
+from __future__ import annotations
+
+
+def human(count: float) -> str:
+    for unit in ("", "K", "M", "G", "T"):
+        if abs(count) < 1000:
+            return f"{count:.1f}{unit}" if unit else f"{int(count)}"
+        count /= 1000
+    return f"{count:.1f}P"
+
+
+def model_text(d: dict, limit: int | None = 40) -> str:
+    lines = [f"model   {d['model']}  (opset {d['opset']}, sha256 {d['sha256'][:12]})"]
+    for kind in ("inputs", "outputs"):
+        for t in d[kind]:
+            lines.append(f"{kind[:-1]:7} {t['name']}  {t['dtype']}  {t['shape']}")
+    lines.append("ops     " + ", ".join(f"{op} x{n}" for op, n in d["ops"].items()))
+    cost = d["cost"]
+    lines.append(
+        f"cost    {human(cost['macs'])} MACs ({human(cost['flops'])} FLOPs), {human(cost['params'])} params, "
+        f"{human(cost['weight_bytes'])}B weights, {human(cost['peak_activation_bytes'])}B peak activations per image"
+    )
+    lines.append(f"groups  {d['prunable_groups']} prunable, {d['frozen_groups']} frozen")
+    groups = d["groups"] if limit is None else d["groups"][:limit]
+    width = max((len(g["id"]) for g in groups), default=5)
+    for g in groups:
+        status = "prunable" if g["prunable"] else "frozen: " + "; ".join(
+            f"{r['node']} ({r['op']}) {r['reason']}" for r in g["frozen"][:2]
+        )
+        multiple = f" x{g['multiple']}" if g["multiple"] > 1 else ""
+        lines.append(f"  {g['id']:<{width}} {g['channels']:>6} ch{multiple}  {status}")
+    if limit is not None and len(d["groups"]) > limit:
+        lines.append(f"  ... {len(d['groups']) - limit} more groups (--all-groups or --json to see them)")
+    return "\n".join(lines)
+
+
+def prune_text(result: dict) -> str:
+    before, after = result["cost_before"], result["cost_after"]
+    lines = [f"wrote {result['output']}"]
+    for key, label in (("macs", "MACs"), ("params", "params"), ("weight_bytes", "weight bytes")):
+        ratio = after[key] / before[key] if before[key] else 1.0
+        lines.append(f"  {label:<13} {human(before[key]):>9} -> {human(after[key]):>9}  ({ratio:.1%} kept)")
+    proof = result.get("verification")
+    if proof is None:
+        lines.append("  proof         skipped (--no-verify)")
+    else:
+        lines.append(
+            f"  proof         matches the masked original: max relative difference {proof['max_rel']:.2e} "
+            f"(tolerance {proof['tolerance']:.0e})"
+        )
+    return "\n".join(lines)
