@@ -59,7 +59,9 @@ def export_torch(
     The module is exported in eval mode (BatchNorm uses its running statistics and is folded into the
     preceding Conv) and put back into its previous mode afterwards. With ``dynamic_batch`` the dynamo
     exporter may be unable to keep dim 0 symbolic for some modules; it then exports a static batch and logs a
-    WARNING with the reason. Raises ``InputError`` if the module cannot be exported.
+    WARNING with the reason. The dynamo exporter writes opset 18 where the model needs an op it cannot
+    convert down (ReduceMean, Split), whatever ``opset`` asks. Raises ``InputError`` if the module cannot be
+    exported or written.
     """
     import torch
 
@@ -78,7 +80,7 @@ def export_torch(
             model = _export_legacy(module, inputs, opset, dynamic_batch, in_names, out_names)
         else:
             model = _export_dynamo(module, inputs, opset, dynamic_batch, in_names, out_names)
-            model = _log_opset(model, opset)
+            _log_opset(model, opset)
     except InputError:
         raise
     except Exception as exc:  # the exporters raise anything from RuntimeError to their own types
@@ -192,7 +194,7 @@ def _export_dynamo(
     return model
 
 
-def _log_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+def _log_opset(model: onnx.ModelProto, opset: int) -> None:
     """Say so when the dynamo exporter did not honour the requested opset.
 
     It translates at opset 18 at least and down-converts before constant folding, which fails for ops whose
@@ -203,7 +205,6 @@ def _log_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
     current = _default_opset(model)
     if current is not None and current != opset:
         log.info("the dynamo exporter wrote opset %d, not the requested %d", current, opset)
-    return model
 
 
 def _default_opset(model: onnx.ModelProto) -> int | None:
@@ -255,7 +256,7 @@ def _write_atomically(model: onnx.ModelProto, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except (OSError, ValueError) as exc:  # ValueError: a proto over 2 GB cannot be serialised
-        raise InputError(f"could not write the ONNX model to {target}: {exc}; check the path and free space") from exc
+        raise _write_error(target, exc) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -266,5 +267,9 @@ def _write_atomically(model: onnx.ModelProto, target: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise InputError(f"could not write the ONNX model to {target}: {exc}; check the path and free space") from exc
+            raise _write_error(target, exc) from exc
         raise
+
+
+def _write_error(target: Path, exc: BaseException) -> InputError:
+    return InputError(f"could not write the ONNX model to {target}: {exc}; check the path and free space")

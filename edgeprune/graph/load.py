@@ -38,7 +38,7 @@ def read_model_proto(path: str | os.PathLike) -> onnx.ModelProto:
         )
     try:
         onnx.load_external_data_for_model(proto, str(source.parent))
-    except (FileNotFoundError, OSError) as exc:
+    except Exception as exc:  # onnx raises OSError or a checker ValidationError, depending on the version
         raise InputError(
             f"external weight data of {source} is missing ({_first_line(exc)}); "
             "keep the model's data files beside the .onnx file"
@@ -72,8 +72,8 @@ def normalize_proto(proto: onnx.ModelProto, *, source_sha256: str = "", source_p
         removed = fold_graph(graph)
         graph = gs.import_onnx(_infer(export_clean(graph), where))
         folded += removed
-        if not removed:
-            break
+        if not removed or not any(node.op == "Shape" for node in graph.nodes):
+            break  # only shape reads can become static after another round of inference
     notes = [f"folded constants: {folded} nodes became initializers"] if folded else []
     notes += rewrite_graph(graph)
     exported = export_clean(graph)

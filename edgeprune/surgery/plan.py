@@ -57,10 +57,10 @@ class PruningPlan:
         kept = data["kept"]
         if not isinstance(kept, dict) or not all(isinstance(v, list) for v in kept.values()):
             raise InputError("the plan's 'kept' must map each group id to a list of channel indices")
-        try:
-            kept_tuples = {str(k): tuple(int(i) for i in v) for k, v in kept.items()}
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"the plan's channel indices must be integers ({exc})") from exc
+        for group_id, indices in kept.items():
+            if not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+                raise InputError(f"the plan's channel indices must be integers (group '{group_id}' has {indices!r})")
+        kept_tuples = {str(k): tuple(v) for k, v in kept.items()}
         return cls(
             model_sha256=str(data["model_sha256"]),
             kept=MappingProxyType(kept_tuples),

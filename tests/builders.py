@@ -1,0 +1,243 @@
+"""Small ONNX models built in code, and helpers to write and run them (a helper module, not a test file).
+
+Every model uses opset 17 and IR version 10 (onnx >= 1.23 writes 14 by default, which ONNX Runtime
+rejects). Weights are seeded, so each builder returns the same model every time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+IR_VERSION = 10
+
+
+def make_model(nodes, inputs, outputs, initializers=(), name: str = "test") -> onnx.ModelProto:
+    """Wrap nodes into a checked opset-17, IR-10 model."""
+    graph = helper.make_graph(list(nodes), name, list(inputs), list(outputs), initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="tests")
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def tensor_info(name: str, shape, elem_type: int = TensorProto.FLOAT) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, elem_type, list(shape))
+
+
+def init(name: str, array: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(array), name)
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _weight(rng, *shape) -> np.ndarray:
+    return (rng.standard_normal(shape) * 0.3).astype(np.float32)
+
+
+def _bn_params(rng, prefix: str, channels: int) -> list[onnx.TensorProto]:
+    return [
+        init(f"{prefix}.gamma", rng.uniform(0.5, 1.5, channels).astype(np.float32)),
+        init(f"{prefix}.beta", rng.uniform(-0.5, 0.5, channels).astype(np.float32)),
+        init(f"{prefix}.mean", rng.uniform(-0.5, 0.5, channels).astype(np.float32)),
+        init(f"{prefix}.var", rng.uniform(0.5, 1.5, channels).astype(np.float32)),
+    ]
+
+
+def conv_bn_relu_model(
+    channels: tuple[int, int, int] = (3, 8, 4), size: int = 8, batch: int | str = 1, seed: int = 0
+) -> onnx.ModelProto:
+    """x -> Conv 3x3 -> BatchNormalization -> Relu -> Conv 1x1 -> y: one prunable group (conv1's outputs)."""
+    c_in, c_mid, c_out = channels
+    rng = _rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "conv1.w", "conv1.b"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "BatchNormalization", ["c1", "bn1.gamma", "bn1.beta", "bn1.mean", "bn1.var"], ["b1"], name="bn1"
+        ),
+        helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "conv2.w", "conv2.b"], ["y"], name="conv2"),
+    ]
+    inits = [
+        init("conv1.w", _weight(rng, c_mid, c_in, 3, 3)),
+        init("conv1.b", _weight(rng, c_mid)),
+        *_bn_params(rng, "bn1", c_mid),
+        init("conv2.w", _weight(rng, c_out, c_mid, 1, 1)),
+        init("conv2.b", _weight(rng, c_out)),
+    ]
+    return make_model(
+        nodes,
+        [tensor_info("x", [batch, c_in, size, size])],
+        [tensor_info("y", [batch, c_out, size, size])],
+        inits,
+    )
+
+
+def two_group_model(size: int = 8, seed: int = 1) -> onnx.ModelProto:
+    """x -> Conv(8) -> Relu -> Conv(6) -> Relu -> Conv(4) -> y: two prunable groups, big enough weights."""
+    rng = _rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "a.w", "a.b"], ["a"], name="conv_a", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["a"], ["ra"], name="relu_a"),
+        helper.make_node("Conv", ["ra", "b.w", "b.b"], ["b"], name="conv_b", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["b"], ["rb"], name="relu_b"),
+        helper.make_node("Conv", ["rb", "c.w", "c.b"], ["y"], name="conv_c"),
+    ]
+    inits = [
+        init("a.w", _weight(rng, 8, 3, 3, 3)), init("a.b", _weight(rng, 8)),
+        init("b.w", _weight(rng, 6, 8, 3, 3)), init("b.b", _weight(rng, 6)),
+        init("c.w", _weight(rng, 4, 6, 1, 1)), init("c.b", _weight(rng, 4)),
+    ]
+    return make_model(nodes, [tensor_info("x", [1, 3, size, size])], [tensor_info("y", [1, 4, size, size])], inits)
+
+
+def constant_weights_model(seed: int = 2) -> onnx.ModelProto:
+    """Conv -> Relu -> Conv whose weights and biases come from Constant nodes, not initializers."""
+    rng = _rng(seed)
+    arrays = {"w1": _weight(rng, 8, 3, 3, 3), "b1": _weight(rng, 8), "w2": _weight(rng, 4, 8, 1, 1)}
+    nodes = [
+        helper.make_node("Constant", [], [name], name=f"const_{name}", value=init(f"{name}_value", array))
+        for name, array in arrays.items()
+    ]
+    nodes += [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["y"], name="conv2"),
+    ]
+    return make_model(nodes, [tensor_info("x", [1, 3, 8, 8])], [tensor_info("y", [1, 4, 8, 8])])
+
+
+def conv_mul_add_model(seed: int = 3) -> onnx.ModelProto:
+    """Conv -> Mul(per-channel) -> Add(per-channel) -> Relu -> Conv: the affine folds into the Conv."""
+    rng = _rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["c1", "scale"], ["m1"], name="mul1"),
+        helper.make_node("Add", ["shift", "m1"], ["a1"], name="add1"),
+        helper.make_node("Relu", ["a1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["y"], name="conv2"),
+    ]
+    inits = [
+        init("w1", _weight(rng, 8, 3, 3, 3)),
+        init("scale", rng.uniform(0.5, 2.0, (8, 1, 1)).astype(np.float32)),
+        init("shift", rng.uniform(-1.0, 1.0, (1, 8, 1, 1)).astype(np.float32)),
+        init("w2", _weight(rng, 4, 8, 1, 1)),
+    ]
+    return make_model(nodes, [tensor_info("x", [1, 3, 8, 8])], [tensor_info("y", [1, 4, 8, 8])], inits)
+
+
+def relu_bn_model(seed: int = 4) -> onnx.ModelProto:
+    """Conv -> Relu -> BatchNormalization -> Conv: the BatchNormalization follows a Relu, so it stays."""
+    rng = _rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("BatchNormalization", ["r1", "bn.gamma", "bn.beta", "bn.mean", "bn.var"], ["b1"], name="bn"),
+        helper.make_node("Conv", ["b1", "w2"], ["y"], name="conv2"),
+    ]
+    inits = [init("w1", _weight(rng, 8, 3, 3, 3)), *_bn_params(rng, "bn", 8), init("w2", _weight(rng, 4, 8, 1, 1))]
+    return make_model(nodes, [tensor_info("x", [1, 3, 8, 8])], [tensor_info("y", [1, 4, 8, 8])], inits)
+
+
+def channel_shuffle_model(channels: int = 8, groups: int = 2, size: int = 6, seed: int = 5) -> onnx.ModelProto:
+    """Conv -> Reshape(N,g,C/g,H,W) -> Transpose(0,2,1,3,4) -> Reshape(N,C,H,W) -> Conv (ShuffleNet's shuffle)."""
+    rng = _rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Reshape", ["c1", "split_shape"], ["s1"], name="shuffle_split"),
+        helper.make_node("Transpose", ["s1"], ["t1"], name="shuffle_transpose", perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Reshape", ["t1", "merge_shape"], ["m1"], name="shuffle_merge"),
+        helper.make_node("Conv", ["m1", "w2"], ["y"], name="conv2"),
+    ]
+    inits = [
+        init("w1", _weight(rng, channels, 3, 3, 3)),
+        init("split_shape", np.array([1, groups, channels // groups, size, size], dtype=np.int64)),
+        init("merge_shape", np.array([1, channels, size, size], dtype=np.int64)),
+        init("w2", _weight(rng, 4, channels, 1, 1)),
+    ]
+    return make_model(
+        nodes, [tensor_info("x", [1, 3, size, size])], [tensor_info("y", [1, 4, size, size])], inits
+    )
+
+
+def lrn_model(seed: int = 6) -> onnx.ModelProto:
+    """x -> Conv(8) -> LRN -> Conv(6) -> Relu -> Conv(4): conv1's group is frozen by the LRN, conv2's is not."""
+    rng = _rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("LRN", ["c1"], ["l1"], name="lrn1", size=3),
+        helper.make_node("Conv", ["l1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "w3"], ["y"], name="conv3"),
+    ]
+    inits = [init("w1", _weight(rng, 8, 3, 3, 3)), init("w2", _weight(rng, 6, 8, 3, 3)), init("w3", _weight(rng, 4, 6, 1, 1))]
+    return make_model(nodes, [tensor_info("x", [1, 3, 8, 8])], [tensor_info("y", [1, 4, 8, 8])], inits)
+
+
+def single_conv_model(seed: int = 7) -> onnx.ModelProto:
+    """x -> Conv -> y: the only channel dimension is a graph output, so nothing is prunable."""
+    rng = _rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    return make_model(
+        nodes, [tensor_info("x", [1, 3, 8, 8])], [tensor_info("y", [1, 4, 8, 8])], [init("w", _weight(rng, 4, 3, 3, 3))]
+    )
+
+
+def write_model(proto: onnx.ModelProto, path: str | os.PathLike, *, external: bool = False) -> Path:
+    """Save ``proto``; with ``external`` every tensor goes to ``<name>.data`` beside the model."""
+    target = Path(path)
+    if external:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(proto)  # saving with external data rewrites the proto's tensors in place
+        onnx.save_model(
+            copy,
+            str(target),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=target.name + ".data",
+            size_threshold=0,
+        )
+    else:
+        onnx.save_model(proto, str(target))
+    return target
+
+
+def random_inputs(proto: onnx.ModelProto, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """One float32 array per graph input; symbolic dimensions become ``batch``."""
+    rng = _rng(seed)
+    initializers = {t.name for t in proto.graph.initializer}
+    feeds = {}
+    for info in proto.graph.input:
+        if info.name in initializers:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else batch for d in info.type.tensor_type.shape.dim]
+        feeds[info.name] = rng.standard_normal(dims).astype(np.float32)
+    return feeds
+
+
+def run_model(model: onnx.ModelProto | str | os.PathLike, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run on ONNX Runtime's CPU provider (a path is loaded by ONNX Runtime itself, external data included)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def assert_close(actual: list[np.ndarray], expected: list[np.ndarray], rtol: float = 1e-5) -> None:
+    """Relative closeness, measured against each output's largest magnitude."""
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape
+        scale = max(float(np.abs(e).max()), 1e-12)
+        assert float(np.abs(a - e).max()) <= rtol * scale, float(np.abs(a - e).max()) / scale
