@@ -53,32 +53,38 @@ def export_corpus_model(name: str, exporter: str, folder: Path) -> Path:
         from edgeprune import zoo
         from edgeprune.export import export_torch
 
-        export_torch(zoo.build(name, seed=0), zoo.example_inputs(name), path, exporter=exporter)  # type: ignore[arg-type]
+        model, inputs = zoo.build(name, seed=0), zoo.example_inputs(name)
+        export_torch(model, inputs, path, exporter=exporter)  # type: ignore[arg-type]
     return path
 
 
 def export_corpus(pairs: Iterable[tuple[str, str]], folder: Path, workers: int | None = None) -> list[Path]:
-    """Export many ``(name, exporter)`` corpus models, spread over worker processes.
+    """Export many ``(name, exporter)`` corpus models, this process and worker processes sharing the work.
 
-    A dynamo export costs 2-5 s of single-threaded Python, so the corpus is exported on every core at once
-    (one torch thread per worker). Models already in ``folder`` are not exported again.
+    A dynamo export costs 2-5 s of single-threaded Python, so with N cores the missing models are dealt
+    round-robin (most expensive first) into N shares: this process exports one, N-1 spawned workers (one
+    torch thread each) the others. Models already in ``folder`` are not exported again.
     """
     pairs = list(pairs)
-    missing = sorted({p for p in pairs if not corpus_model_path(*p, folder).exists()}, key=_cost, reverse=True)
+    missing = sorted({p for p in pairs if not corpus_model_path(*p, folder).exists()}, key=lambda p: (-_cost(p), p))
     workers = min(workers or os.cpu_count() or 1, len(missing))
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        shares = [missing[i::workers] for i in range(workers)]
         # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-            list(pool.map(_export_pair, missing, [folder] * len(missing)))
+        with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_init_worker) as pool:
+            futures = [pool.submit(_export_share, share, folder) for share in shares[1:]]
+            _export_share(shares[0], folder)
+            for future in futures:
+                future.result()
     return [export_corpus_model(name, exporter, folder) for name, exporter in pairs]
 
 
 def _cost(pair: tuple[str, str]) -> int:
-    """Longest first, for a balanced pool: dynamo exports cost seconds, legacy ones a tenth of that."""
+    """Dynamo exports cost seconds, legacy ones a tenth of that: deal the dynamo ones first."""
     return 10 if pair[1] == "dynamo" else 1
 
 
@@ -88,8 +94,9 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _export_pair(pair: tuple[str, str], folder: Path) -> Path:
-    return export_corpus_model(pair[0], pair[1], folder)
+def _export_share(share: list[tuple[str, str]], folder: Path) -> None:
+    for name, exporter in share:
+        export_corpus_model(name, exporter, folder)
 
 
 def light_model_paths() -> list[Path]:

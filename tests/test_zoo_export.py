@@ -21,9 +21,6 @@ from edgeprune import zoo
 from edgeprune.errors import InputError
 from edgeprune.export import export_torch
 
-pytestmark = pytest.mark.slow
-
-
 def _session(path: Path):  # -> onnxruntime.InferenceSession
     import onnxruntime as ort
 
@@ -53,13 +50,12 @@ def _op_counts(model: onnx.ModelProto) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def exported(request: pytest.FixtureRequest, corpus_dir: Path) -> Path:
     """Export, in parallel, every (name, exporter) pair that the selected tests of this module ask for."""
-    pairs = {
-        (item.callspec.params["name"], item.callspec.params["exporter"])
-        for item in request.session.items
-        if item.module is request.module and {"name", "exporter"} <= set(getattr(item, "callspec", None)
-                                                                          and item.callspec.params or ())
-    }
-    export_corpus(pairs, corpus_dir)
+    pairs: set[tuple[str, str]] = set()
+    for item in request.session.items:
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        if getattr(item, "module", None) is request.module and "name" in params and "exporter" in params:
+            pairs.add((params["name"], params["exporter"]))
+    export_corpus(sorted(pairs), corpus_dir)
     return corpus_dir
 
 
@@ -67,6 +63,7 @@ def test_registry_is_the_corpus() -> None:
     assert sorted(zoo.ARCHITECTURES) == sorted(CORPUS_ARCHITECTURES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exporter", EXPORTERS)
 @pytest.mark.parametrize("name", CORPUS_ARCHITECTURES)
 def test_export_is_valid_and_matches_torch(name: str, exporter: str, exported: Path) -> None:
@@ -94,12 +91,13 @@ def test_export_is_valid_and_matches_torch(name: str, exporter: str, exported: P
             np.testing.assert_allclose(g, e, rtol=0, atol=1e-4 * scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_batchnorm_after_conv_is_folded(exporter: str, exported: Path) -> None:
     """Both exporters fold BN that follows a Conv; DenseNet's pre-activation BNs (after Concat) stay."""
     for name in ("vgg", "resnet20", "mobilenet_v3", "shufflenet", "unet"):
-        assert "BatchNormalization" not in _op_counts(onnx.load(str(export_corpus_model(name, exporter, corpus_dir))))
-    assert _op_counts(onnx.load(str(export_corpus_model("densenet", exporter, corpus_dir))))["BatchNormalization"] == 7
+        assert "BatchNormalization" not in _op_counts(onnx.load(str(export_corpus_model(name, exporter, exported))))
+    assert _op_counts(onnx.load(str(export_corpus_model("densenet", exporter, exported))))["BatchNormalization"] == 7
 
 
 @pytest.mark.parametrize("name", CORPUS_ARCHITECTURES)
@@ -153,16 +151,18 @@ class _Unexportable(torch.nn.Module):
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
-def test_failed_export_leaves_no_file_and_keeps_the_old_one(exporter: str, tmp_path: Path) -> None:
-    fresh = tmp_path / "fresh.onnx"
+def test_failed_export_leaves_no_file(exporter: str, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"^could not export the torch module to ONNX: .*svd"):
-        export_torch(_Unexportable(), (torch.randn(2, 4, 4),), fresh, exporter=exporter, dynamic_batch=False)
+        export_torch(_Unexportable(), (torch.randn(2, 4, 4),), tmp_path / "m.onnx", exporter=exporter,
+                     dynamic_batch=False)
     assert list(tmp_path.iterdir()) == []
 
+
+def test_failed_export_keeps_the_previous_file(tmp_path: Path) -> None:
     existing = tmp_path / "existing.onnx"
     existing.write_bytes(b"previous model")
     with pytest.raises(InputError):
-        export_torch(_Unexportable(), (torch.randn(2, 4, 4),), existing, exporter=exporter, dynamic_batch=False)
+        export_torch(_Unexportable(), (torch.randn(2, 4, 4),), existing)
     assert existing.read_bytes() == b"previous model"
     assert list(tmp_path.iterdir()) == [existing]
 
@@ -181,11 +181,11 @@ def test_static_batch_names_and_training_mode(tmp_path: Path) -> None:
                         dynamic_batch=False, input_names=["rgb", "depth"], output_names=["logits", "dense"])
     assert path == tmp_path / "sub" / "m.onnx"
     assert model.training, "the module's mode is restored after the export"
-    exported = onnx.load(str(path))
-    assert [v.name for v in exported.graph.input] == ["rgb", "depth"]
-    assert [v.name for v in exported.graph.output] == ["logits", "dense"]
-    assert [_dim0(v) for v in [*exported.graph.input, *exported.graph.output]] == [2, 2, 2, 2]
-    assert "BatchNormalization" not in _op_counts(exported), "exported in eval mode: BN folded"
+    onnx_model = onnx.load(str(path))
+    assert [v.name for v in onnx_model.graph.input] == ["rgb", "depth"]
+    assert [v.name for v in onnx_model.graph.output] == ["logits", "dense"]
+    assert [_dim0(v) for v in [*onnx_model.graph.input, *onnx_model.graph.output]] == [2, 2, 2, 2]
+    assert "BatchNormalization" not in _op_counts(onnx_model), "exported in eval mode: BN folded"
 
 
 def test_light_models_are_shipped() -> None:
@@ -194,3 +194,11 @@ def test_light_models_are_shipped() -> None:
     for path in paths:
         graph = onnx.load(str(path), load_external_data=False).graph
         assert any(node.op_type == "Conv" for node in graph.node)
+
+
+def test_unwritable_path_is_an_input_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    with pytest.raises(InputError, match="could not write the ONNX model to"):
+        export_torch(zoo.build("gap_gemm_head"), zoo.example_inputs("gap_gemm_head"), blocker / "m.onnx")
+    assert list(tmp_path.iterdir()) == [blocker]
