@@ -55,3 +55,27 @@ def prune_model(
         result["verification"] = proof.to_dict()
     pruned.save(Path(output))
     return result
+
+
+def score_model(
+    model_path: PathLike, calib: PathLike, *, criterion: str = "aura-mi", preprocessing: dict | None = None,
+    limit: int | None = None, batch_size: int = 64, seed: int = 0, provider: str = "auto",
+) -> dict:
+    """Per prunable group, one score per channel (higher is more important), as plain data."""
+    from edgeprune.calibration import load_calibration
+    from edgeprune.scoring.registry import ScoringContext, needs_activations, score_groups
+
+    model = load_model(model_path)
+    analysis = analyze(model)
+    stats = None
+    if needs_activations(criterion):
+        from edgeprune.capture import capture_stats
+
+        data = load_calibration(calib, model, limit=limit, seed=seed, **(preprocessing or {}))
+        stats = capture_stats(model, analysis, data, batch_size=batch_size, provider=provider)
+    scores = score_groups(ScoringContext(model, analysis, stats, seed), criterion)
+    return {
+        "model_sha256": analysis.model_sha256,
+        "criterion": criterion,
+        "groups": {gid: {"scores": s.scores.tolist(), "scored_by": s.fallback or s.criterion} for gid, s in scores.items()},
+    }

@@ -7,6 +7,7 @@ import logging
 import click
 
 from edgeprune.cli.commands import inspect_command, plan_command, prune_command
+from edgeprune.cli.optimize_cmd import optimize_command, score_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,3 +30,5 @@ def _quiet_graphsurgeon() -> None:
 cli.add_command(inspect_command)
 cli.add_command(plan_command)
 cli.add_command(prune_command)
+cli.add_command(optimize_command)
+cli.add_command(score_command)

@@ -51,3 +51,31 @@ def prune_text(result: dict) -> str:
             f"(tolerance {proof['tolerance']:.0e})"
         )
     return "\n".join(lines)
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def optimize_text(result) -> str:
+    report = result.report
+    before, after = report.cost_before, report.cost_after
+    lines = [f"wrote {result.model_path}, {result.plan_path.name}, {result.report_path.name}"]
+    for key, label in (("macs", "MACs"), ("params", "params"), ("weight_bytes", "size")):
+        ratio = after[key] / before[key] if before[key] else 1.0
+        lines.append(f"  {label:<9} {human(before[key]):>9} -> {human(after[key]):>9}  ({ratio:.1%} kept)")
+    changed = [row for row in report.layers if row["kept"] != row["channels"]]
+    lines.append(f"  channels  {len(changed)} of {len(report.layers)} groups pruned:")
+    for row in report.layers:
+        if row["prunable"]:
+            lines.append(f"    {row['group']:<48} {row['channels']:>5} -> {row['kept']:<5}")
+    final, plain = report.final_comparison, report.comparison_pruned
+    held = final["images"]
+    if final.get("accuracy_original") is not None:
+        lines.append(f"  accuracy  {_pct(final['accuracy_original'])} -> {_pct(final['accuracy_pruned'])} "
+                     f"on {held} held-out images (without reconstruction {_pct(plain['accuracy_pruned'])})")
+    lines.append(f"  agreement {_pct(final.get('agreement'))} top-1 with the original, output error "
+                 f"{final['output_error']:.4f} (without reconstruction {_pct(plain.get('agreement'))}, "
+                 f"{plain['output_error']:.4f})")
+    lines.append(f"  proof     pruned == masked original within {report.verification['max_rel']:.1e} (relative)")
+    return "\n".join(lines)

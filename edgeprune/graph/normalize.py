@@ -68,10 +68,15 @@ def _fold_constants(graph) -> None:
                 continue
             node.outputs.clear()
     graph.cleanup()
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)  # folding runs sessions whose optimiser warnings mean nothing here
     try:
         graph.fold_constants(error_ok=True)
     except Exception as exc:  # folding is an optimisation: a model it cannot fold is still usable
         logger.debug("constant folding stopped early: %s", exc)
+    finally:
+        ort.set_default_logger_severity(2)
     graph.cleanup().toposort()
 
 

@@ -1,0 +1,113 @@
+"""`ActivationStats`: the streamed statistics of every capture point, in bounded memory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from edgeprune.analysis.groups import ChannelAnalysis
+from edgeprune.capture.points import CapturePoint, capture_points
+from edgeprune.capture.session import ActivationRunner
+from edgeprune.errors import InputError
+from edgeprune.graph.model import ModelGraph
+
+logger = logging.getLogger(__name__)
+
+STAT_FIELDS = ("aura_entropy", "mean_image_entropy", "dead_fraction", "mean_activation", "mean_abs_activation",
+               "aura_mi", "hist_mi", "label_mi")
+
+
+@dataclass(frozen=True)
+class PointStats:
+    point: CapturePoint
+    values: Mapping[str, np.ndarray]  # per channel position of point.tensor; a field is absent when unmeasured
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    points: tuple[PointStats, ...]
+    images: int
+    levels: int | None
+    labels_source: str  # "labels", "predictions" (the model's own top-1) or "none"
+
+
+def capture_stats(
+    model: ModelGraph,
+    analysis: ChannelAnalysis,
+    calibration,
+    *,
+    batch_size: int = 64,
+    levels: int | None = None,
+    provider: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> ActivationStats:
+    """Run the model once over ``calibration`` and stream every capture point's maps into its accumulator."""
+    from edgeprune.scoring.accumulate import LayerAccumulator
+    from edgeprune.scoring.quantize import default_levels
+
+    points = capture_points(model, analysis)
+    if not points:
+        raise InputError("no prunable group has a feature map to measure; use --criterion l1 for this model")
+    output = model.output_names[0]
+    names = [p.tensor for p in points] + [p.next_tensor for p in points if p.next_tensor] + [output]
+    runner = ActivationRunner(model, names, provider)
+    n_classes = _class_count(model, output)
+    accumulators = {}
+    for point in points:
+        shape = model.shapes[point.tensor]
+        next_shape = model.shapes.get(point.next_tensor) if point.next_tensor else None
+        accumulators[point.tensor] = LayerAccumulator(
+            channels=int(shape[1]),
+            levels=levels or default_levels(int(shape[2]), int(shape[3])),
+            next_channels=int(next_shape[1]) if next_shape else None,
+            n_classes=n_classes,
+        )
+    done = 0
+    for batch, values in runner.stream(calibration.batches(batch_size)):
+        labels = batch.labels if batch.labels is not None else _predictions(values[output], n_classes)
+        for point in points:
+            _check_finite(values[point.tensor], point.tensor)
+            nxt = values[point.next_tensor] if point.next_tensor else None
+            accumulators[point.tensor].update(values[point.tensor], nxt, labels)
+        done += len(batch.indices)
+        if progress:
+            progress(done, calibration.count)
+    labels_source = "labels" if calibration.labels is not None else ("predictions" if n_classes else "none")
+    stats = tuple(PointStats(p, _finalise(accumulators[p.tensor], p)) for p in points)
+    return ActivationStats(stats, done, levels, labels_source)
+
+
+def _class_count(model: ModelGraph, output: str) -> int | None:
+    shape = model.shapes.get(output, ())
+    return int(shape[1]) if len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 1 else None
+
+
+def _predictions(logits: np.ndarray, n_classes: int | None) -> np.ndarray | None:
+    return None if n_classes is None else np.argmax(logits.reshape(len(logits), -1), axis=1)
+
+
+def _check_finite(values: np.ndarray, name: str) -> None:
+    if not np.isfinite(values).all():
+        raise InputError(f"activation {name} has NaN or Inf values on the calibration data; check its preprocessing")
+
+
+def _finalise(acc, point: CapturePoint) -> Mapping[str, np.ndarray]:
+    values = {
+        "aura_entropy": acc.aura_entropy(),
+        "mean_image_entropy": acc.mean_image_entropy(),
+        "dead_fraction": acc.dead_fraction(),
+        "mean_activation": acc.mean_activation(),
+        "mean_abs_activation": acc.mean_abs_activation(),
+    }
+    if point.next_tensor:
+        values["aura_mi"] = acc.aura_mi()
+        values["hist_mi"] = acc.hist_mi()
+    label = acc.label_mi()
+    if label is not None:
+        values["label_mi"] = label
+    return MappingProxyType(values)

@@ -1,0 +1,217 @@
+"""`optimize`: the whole job, composed from the stages. Each stage is a plain function; this only wires them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from edgeprune.analysis import analyze
+from edgeprune.cost import PlanCostModel, model_cost
+from edgeprune.errors import BudgetError, InputError, VerificationError
+from edgeprune.evaluate import compare
+from edgeprune.graph import load_model
+from edgeprune.report import Report
+from edgeprune.selection import Budget, Selector, select_ranked, select_uniform
+from edgeprune.surgery import PruningPlan, apply_plan, verify
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = {"mi": select_ranked, "uniform": select_uniform}
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    model: Path
+    calib: Path
+    out: Path
+    budget: Budget
+    strategy: str = "mi"
+    criterion: str = "aura-mi"
+    reconstruct: bool = True
+    held_out: float = 0.2
+    limit: int | None = None
+    batch_size: int = 64
+    levels: int | None = None
+    samples_per_image: int = 16
+    ridge: float = 1e-3
+    seed: int = 0
+    provider: str = "auto"
+    tolerance: float = 1e-4
+    max_acc_drop: float | None = None
+    preprocessing: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy '{self.strategy}'; choose one of {', '.join(STRATEGIES)}")
+        if not 0.0 < self.held_out < 1.0:
+            raise InputError(f"--held-out must be a fraction in (0, 1), got {self.held_out}")
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be positive, got {self.batch_size}")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.update(model=str(self.model), calib=str(self.calib), out=str(self.out), budget=self.budget.to_dict(),
+                    preprocessing=dict(self.preprocessing))
+        return data
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    model_path: Path
+    plan_path: Path
+    report_path: Path
+    report: Report
+
+
+def optimize(config: OptimizeConfig, progress: Progress | None = None) -> OptimizeResult:
+    from edgeprune.calibration import load_calibration
+    from edgeprune.scoring.registry import scorer
+
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
+    scorer(config.criterion)  # an unknown criterion fails before any work
+    model = load_model(config.model)
+    analysis = analyze(model)
+    if not analysis.prunable_groups:
+        raise InputError(f"{config.model} has no prunable channel group; `edgeprune inspect` says why each is frozen")
+    costs = PlanCostModel(model, analysis)
+    selector = Selector(analysis, costs, config.budget)
+    selector.check_reachable({g.id: _flat(g.channels) for g in analysis.prunable_groups})
+    clock.lap("load")
+    calibration = load_calibration(config.calib, model, limit=config.limit, seed=config.seed, **config.preprocessing)
+    fit, held_out = calibration.split(config.held_out, seed=config.seed)
+    scores, capture_info = _score(config, model, analysis, fit, progress, clock)
+    kept = STRATEGIES[config.strategy](selector, {gid: s.scores for gid, s in scores.items()})
+    plan = PruningPlan(
+        model_sha256=analysis.model_sha256, kept=MappingProxyType(kept), strategy=config.strategy,
+        criterion=config.criterion, seed=config.seed,
+        settings=MappingProxyType({"budget": config.budget.to_dict(), "reconstruct": config.reconstruct}),
+    )
+    clock.lap("select")
+    pruned = apply_plan(model, analysis, plan)
+    proof = verify(model, analysis, plan, pruned, feeds=next(iter(held_out.batches(config.batch_size))).inputs,
+                   tolerance=config.tolerance)
+    if not proof.passed:
+        raise VerificationError(f"the pruned model differs from the masked original by {proof.max_rel:.2e}; nothing was written")
+    clock.lap("surgery")
+    plain = compare(model, pruned, held_out, batch_size=config.batch_size, provider=config.provider)
+    final, rebuilt, refit = pruned, None, None
+    if config.reconstruct:
+        from edgeprune.reconstruct import reconstruct
+
+        final, refit = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=config.samples_per_image,
+                                   ridge=config.ridge, batch_size=config.batch_size, provider=config.provider,
+                                   seed=config.seed)
+        rebuilt = compare(model, final, held_out, batch_size=config.batch_size, provider=config.provider)
+        clock.lap("reconstruct")
+    clock.lap("evaluate")
+    report = Report(
+        settings=config.to_dict(),
+        model={"path": str(config.model), "sha256": model.source_sha256, "normalisation": list(model.notes),
+               "calibration": {"images": calibration.count, "fit": fit.count, "held_out": held_out.count,
+                               "labels": calibration.labels is not None, "preprocessing": dict(calibration.preprocessing)}},
+        cost_before=model_cost(model).to_dict(),
+        cost_after=model_cost(final).to_dict(),
+        layers=_layers(analysis, plan, scores),
+        verification=proof.to_dict(),
+        comparison_pruned=plain.to_dict(),
+        comparison_reconstructed=rebuilt.to_dict() if rebuilt else None,
+        reconstruction=refit.to_dict() if refit else None,
+        scoring=capture_info,
+        timings=timings,
+    )
+    _guard_accuracy(config, rebuilt or plain)
+    return _write(config.out, final, plan, report)
+
+
+def _flat(channels: int):
+    import numpy as np
+
+    return np.ones(channels)
+
+
+def _score(config, model, analysis, fit, progress, clock):
+    from edgeprune.scoring.registry import ScoringContext, needs_activations, score_groups
+
+    stats, info = None, {"criterion": config.criterion}
+    if needs_activations(config.criterion):
+        from edgeprune.capture import capture_stats
+
+        report = (lambda done, total: progress("capture", done, total)) if progress else None
+        stats = capture_stats(model, analysis, fit, batch_size=config.batch_size, levels=config.levels,
+                              provider=config.provider, progress=report)
+        info.update(images=stats.images, capture_points=len(stats.points), labels=stats.labels_source)
+        clock.lap("capture")
+    scores = score_groups(ScoringContext(model, analysis, stats, config.seed), config.criterion)
+    info["fallback_groups"] = sorted(gid for gid, s in scores.items() if s.fallback)
+    clock.lap("score")
+    return scores, info
+
+
+def _layers(analysis, plan: PruningPlan, scores) -> tuple[dict, ...]:
+    rows = []
+    for group in analysis.groups:
+        if not group.producers:
+            continue
+        kept = len(plan.kept.get(group.id, range(group.channels)))
+        score = scores.get(group.id)
+        rows.append({"group": group.id, "channels": group.channels, "kept": kept, "prunable": group.prunable,
+                     "frozen": [str(r) for r in group.frozen],
+                     "scored_by": (score.fallback or score.criterion) if score else None})
+    return tuple(rows)
+
+
+def _guard_accuracy(config: OptimizeConfig, comparison) -> None:
+    if config.max_acc_drop is None:
+        return
+    drop = comparison.accuracy_drop
+    if drop is None:
+        raise InputError("--max-acc-drop needs labelled calibration data (class sub-folders or 'labels' in the .npz)")
+    if drop * 100 > config.max_acc_drop:
+        raise BudgetError(
+            f"accuracy fell by {drop * 100:.2f} points ({comparison.accuracy_original:.2%} -> "
+            f"{comparison.accuracy_pruned:.2%}) on held-out images, more than --max-acc-drop {config.max_acc_drop}; "
+            "nothing was written (keep more: a larger --target-flops)"
+        )
+
+
+def _write(out: Path, model, plan: PruningPlan, report: Report) -> OptimizeResult:
+    """Write the three files into a staging folder first, then move them in: all of them, or none."""
+    import os
+    import shutil
+    import tempfile
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".edgeprune-", dir=out))
+    except OSError as exc:
+        raise InputError(f"cannot write to {out} ({exc.strerror or exc}); choose a writable folder") from exc
+    names = ("model.pruned.onnx", "plan.json", "report.json")
+    try:
+        model.save(staging / names[0])
+        plan.save(staging / names[1])
+        (staging / names[2]).write_text(report.to_json(), encoding="utf-8")
+        for name in names:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return OptimizeResult(out / names[0], out / names[1], out / names[2], report)
+
+
+class _Clock:
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings, self.start = timings, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self.start, 3)
+        self.start = now

@@ -1,0 +1,100 @@
+"""Channel criteria by name: each turns activation statistics (or weights) into one score per channel.
+
+Higher scores mean more important. Every criterion that reads activations multiplies by the fraction of
+images on which the map is alive, so a dead map (constant, entropy 0) never looks good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from edgeprune.analysis.groups import ChannelAnalysis, ChannelGroup
+from edgeprune.errors import InputError
+from edgeprune.graph.model import ModelGraph
+
+
+@dataclass(frozen=True)
+class ChannelScores:
+    """One score per channel of one group; ``fallback`` names the criterion used when the asked one had no data."""
+
+    group: str
+    scores: np.ndarray
+    criterion: str
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    model: ModelGraph
+    analysis: ChannelAnalysis
+    stats: object | None  # ActivationStats, or None for weight-only criteria
+    seed: int = 0
+    params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+
+Scorer = Callable[[ScoringContext, ChannelGroup], "np.ndarray | None"]
+SCORERS: dict[str, Scorer] = {}
+NEEDS_ACTIVATIONS: set[str] = set()
+
+
+def register_scorer(name: str, *, needs_activations: bool = True) -> Callable[[Scorer], Scorer]:
+    def register(function: Scorer) -> Scorer:
+        SCORERS[name] = function
+        if needs_activations:
+            NEEDS_ACTIVATIONS.add(name)
+        return function
+
+    return register
+
+
+def scorer(name: str) -> Scorer:
+    from edgeprune.scoring import criteria  # noqa: F401  (registers the criteria)
+
+    if name not in SCORERS:
+        raise InputError(f"unknown criterion '{name}'; choose one of {', '.join(sorted(SCORERS))}")
+    return SCORERS[name]
+
+
+def needs_activations(name: str) -> bool:
+    scorer(name)
+    return name in NEEDS_ACTIVATIONS
+
+
+def score_groups(context: ScoringContext, criterion: str, fallback: str = "l1") -> dict[str, ChannelScores]:
+    """Scores for every prunable group; a group the criterion cannot measure is scored by ``fallback``."""
+    function, backup = scorer(criterion), scorer(fallback)
+    result = {}
+    for group in context.analysis.prunable_groups:
+        values = function(context, group)
+        used = None
+        if values is None:
+            values, used = backup(context, group), fallback
+        if values is None:
+            raise InputError(f"group {group.id} cannot be scored by {criterion} or {fallback}")
+        result[group.id] = ChannelScores(group.id, np.asarray(values, dtype=np.float64), criterion, used)
+    return result
+
+
+def per_channel(context: ScoringContext, group: ChannelGroup, field_name: str) -> np.ndarray | None:
+    """Average a per-position statistic over every capture point that sees this group's channels."""
+    analysis = context.analysis
+    index = analysis.group_index(group.id)
+    total = np.zeros(group.channels)
+    seen = np.zeros(group.channels)
+    for point in context.stats.points if context.stats is not None else ():
+        values = point.values.get(field_name)
+        if values is None:
+            continue
+        classes = analysis.tensors[point.point.tensor].classes
+        mine = analysis.class_group[classes] == index
+        local = analysis.class_index[classes[mine]]
+        np.add.at(total, local, values[mine])
+        np.add.at(seen, local, 1)
+    if not seen.any():
+        return None
+    return np.divide(total, seen, out=np.zeros_like(total), where=seen > 0)
