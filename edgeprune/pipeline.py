@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -85,6 +85,7 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     selector.check_reachable({g.id: _flat(g.channels) for g in analysis.prunable_groups})
     clock.lap("load")
     calibration = load_calibration(config.calib, model, limit=config.limit, seed=config.seed, **config.preprocessing)
+    config = replace(config, batch_size=_batch_size(model, config.batch_size))
     fit, held_out = calibration.split(config.held_out, seed=config.seed)
     scores, capture_info = _score(config, model, analysis, fit, progress, clock)
     kept = STRATEGIES[config.strategy](selector, {gid: s.scores for gid, s in scores.items()})
@@ -128,6 +129,18 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     )
     _guard_accuracy(config, rebuilt or plain)
     return _write(config.out, final, plan, report)
+
+
+def _batch_size(model, requested: int) -> int:
+    """A model exported with a fixed batch dimension can only take batches of exactly that size."""
+    fixed = {model.shapes[name][0] for name in model.input_names if model.shapes.get(name)}
+    fixed = {d for d in fixed if isinstance(d, int) and d > 0}
+    if len(fixed) == 1:
+        size = fixed.pop()
+        if size != requested:
+            logger.info("the model's batch dimension is fixed at %d: using batches of %d", size, size)
+        return size
+    return requested
 
 
 def _flat(channels: int):
