@@ -18,7 +18,7 @@ from edgeprune.graph.model import ModelGraph
 
 logger = logging.getLogger(__name__)
 
-STAT_FIELDS = ("aura_entropy", "mean_image_entropy", "dead_fraction", "mean_activation", "mean_abs_activation",
+STAT_FIELDS = ("aura_entropy", "relative_entropy", "mean_image_entropy", "dead_fraction", "mean_activation", "mean_abs_activation",
                "aura_mi", "hist_mi", "label_mi")
 
 
@@ -97,8 +97,10 @@ def _check_finite(values: np.ndarray, name: str) -> None:
 
 
 def _finalise(acc, point: CapturePoint) -> Mapping[str, np.ndarray]:
+    ceiling = 2.0 * np.log2(max(acc.levels, 2))  # the entropy of a uniform G x G aura matrix
     values = {
         "aura_entropy": acc.aura_entropy(),
+        "relative_entropy": acc.aura_entropy() / ceiling,
         "mean_image_entropy": acc.mean_image_entropy(),
         "dead_fraction": acc.dead_fraction(),
         "mean_activation": acc.mean_activation(),

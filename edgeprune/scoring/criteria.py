@@ -33,12 +33,12 @@ def aura_mi_label(context: ScoringContext, group) -> np.ndarray | None:
 
 @register_scorer("entropy")
 def entropy(context: ScoringContext, group) -> np.ndarray | None:
-    """Structured (low spatial entropy) maps are kept; noisy ones go first, dead ones before them."""
-    values, alive = per_channel(context, group, "aura_entropy"), _alive(context, group)
-    if values is None or alive is None:
-        return None
-    ceiling = 2.0 * np.log2(max(context.stats.levels or 8, 2))
-    return (ceiling - values) * alive
+    """Structured (low spatial entropy) maps are kept; noisy ones go first, dead ones before them.
+
+    Entropy is taken relative to its ceiling (a uniform aura matrix), since layers quantise with
+    different numbers of levels."""
+    values, alive = per_channel(context, group, "relative_entropy"), _alive(context, group)
+    return None if values is None or alive is None else (1.0 - values) * alive
 
 
 @register_scorer("hist-mi")
