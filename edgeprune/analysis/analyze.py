@@ -99,10 +99,14 @@ def _describe_groups(ctx, group_roots, class_group, class_index, class_of_id, te
     multiple = [1] * count
     for node, ids, divisions in ctx.divisions:
         classes = class_of_id[ids]
-        pos = int(class_group[classes[0]])
+        touched = np.unique(class_group[classes]).tolist()
+        pos = int(touched[0])
         local = class_index[classes]
         width = int((class_group == pos).sum())
-        if len(local) != width or not np.array_equal(local, np.arange(width)):
+        if len(touched) > 1:
+            for other in touched:
+                frozen[other][FrozenReason(node, "Conv", "grouped conv reads channels of several groups at once")] = None
+        elif len(local) != width or not np.array_equal(local, np.arange(width)):
             frozen[pos][FrozenReason(node, "Conv", "grouped conv reads this group's channels out of order")] = None
         multiple[pos] = math.lcm(multiple[pos], divisions)
     members: list[dict[str, list[str]]] = [defaultdict(list) for _ in range(count)]

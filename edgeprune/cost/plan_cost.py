@@ -33,20 +33,21 @@ class PlanCostModel:
         self._build_activations(model)
 
     def _build_terms(self, model: ModelGraph, analysis: ChannelAnalysis) -> None:
+        """One term per use of a float initializer: surgery gives each sliced use its own copy, while
+        uses left whole keep sharing the original, so a shared constant is priced per plan."""
         graph = model.proto.graph
         initializers = {t.name: t for t in graph.initializer}
         specs = defaultdict(list)
         for spec in analysis.slices:
             specs[(spec.node, spec.input_index)].append(self._tensor_row[spec.tensor])
-        seen: set[str] = set()
+        init_ids: dict[str, int] = {}
         self._nodes: list[tuple[str, str]] = []
-        macs, params, nbytes, rows = [], [], [], []
+        macs, params, nbytes, rows, owners = [], [], [], [], []
         for node in graph.node:
             for index, name in enumerate(node.input):
                 init = initializers.get(name)
-                if init is None or name in seen or not _is_float(init.data_type):
+                if init is None or not _is_float(init.data_type):
                     continue
-                seen.add(name)
                 size = math.prod(init.dims)
                 base_macs = 0
                 if index == 1 and node.op_type in WEIGHTED_OPS:
@@ -59,9 +60,17 @@ class PlanCostModel:
                 params.append(size)
                 nbytes.append(size * _itemsize(init.data_type))
                 rows.append(specs.get((node.name, index), []))
+                owners.append(init_ids.setdefault(name, len(init_ids)))
         self._term_macs = np.array(macs, dtype=np.float64)
         self._term_params = np.array(params, dtype=np.float64)
         self._term_bytes = np.array(nbytes, dtype=np.float64)
+        self._term_owner = np.array(owners, dtype=np.int64)
+        self._owner_count = len(init_ids)
+        self._owner_params = np.zeros(len(init_ids))
+        self._owner_bytes = np.zeros(len(init_ids))
+        self._owner_params[self._term_owner] = self._term_params
+        self._owner_bytes[self._term_owner] = self._term_bytes
+        self._first_use = np.unique(self._term_owner, return_index=True)[1]
         width = max((len(r) for r in rows), default=0)
         self._term_rows = np.full((len(rows), max(width, 1)), -1, dtype=np.int64)
         for i, r in enumerate(rows):
@@ -83,9 +92,15 @@ class PlanCostModel:
     def cost(self, keep: np.ndarray, with_nodes: bool = False) -> CostSummary:
         ratios = self.ratios(keep)
         scale = ratios[self._term_rows].prod(axis=1)  # -1 indexes the trailing 1.0
+        sliced = scale < 1.0 - 1e-12
         macs = np.rint(self._term_macs * scale)
-        params = np.rint(self._term_params * scale)
-        nbytes = np.rint(self._term_bytes * scale)
+        whole = np.bincount(self._term_owner, weights=~sliced, minlength=self._owner_count) > 0
+        shared_params = np.zeros(len(scale))
+        shared_bytes = np.zeros(len(scale))
+        shared_params[self._first_use] = self._owner_params * whole
+        shared_bytes[self._first_use] = self._owner_bytes * whole
+        params = np.rint(np.where(sliced, self._term_params * scale, 0.0)) + shared_params
+        nbytes = np.rint(np.where(sliced, self._term_bytes * scale, 0.0)) + shared_bytes
         act = self._act_bytes * ratios[self._act_rows]
         peak = max((float(act[step].sum()) for step in self._steps), default=0.0)
         nodes = ()

@@ -53,7 +53,15 @@ class MobileNetV2(nn.Module):
         return self.head(self.last(self.blocks(self.stem(x))))
 
 
-@register_architecture("mobilenet_v2", input_shapes=[(3, 32, 32)])
-def mobilenet_v2(num_classes: int = 10) -> nn.Module:
-    """A five-block MobileNetV2 at 16-32 channels (expand ratio 4)."""
-    return MobileNetV2(num_classes=num_classes)
+def _mobilenet_v2_shapes(in_channels: int = 3, **_: object) -> list[tuple[int, int, int]]:
+    return [(in_channels, 32, 32)]
+
+
+@register_architecture("mobilenet_v2", input_shapes=_mobilenet_v2_shapes)
+def mobilenet_v2(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """A five-block MobileNetV2 at 16-32 channels (expand ratio 4).
+
+    Global average pooling makes it size-agnostic: 1x28x28 Fashion-MNIST images (``in_channels=1``) go
+    28 -> 14 -> 7 through the two stride-2 blocks.
+    """
+    return MobileNetV2(in_channels=in_channels, num_classes=num_classes)

@@ -48,7 +48,15 @@ class VGG(nn.Module):
         return self.head(self.features(x))
 
 
-@register_architecture("vgg", input_shapes=[(3, 32, 32)])
-def vgg(num_classes: int = 10) -> nn.Module:
-    """A VGG-11-like stack scaled down to 16-64 channels."""
-    return VGG(num_classes=num_classes)
+def _vgg_shapes(in_channels: int = 3, image_size: int = 32, **_: object) -> list[tuple[int, int, int]]:
+    return [(in_channels, image_size, image_size)]
+
+
+@register_architecture("vgg", input_shapes=_vgg_shapes)
+def vgg(num_classes: int = 10, in_channels: int = 3, image_size: int = 32) -> nn.Module:
+    """A VGG-11-like stack scaled down to 16-64 channels.
+
+    The Flatten -> Linear width depends on the input size, so it is a parameter: ``in_channels=1,
+    image_size=28`` is the Fashion-MNIST variant (28 -> 14 -> 7 -> 3, so 64 x 3 x 3 = 576 Linear inputs).
+    """
+    return VGG(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
