@@ -87,7 +87,50 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     calibration = load_calibration(config.calib, model, limit=config.limit, seed=config.seed, **config.preprocessing)
     config = replace(config, batch_size=_batch_size(model, config.batch_size))
     fit, held_out = calibration.split(config.held_out, seed=config.seed)
-    scores, capture_info = _score(config, model, analysis, fit, progress, clock)
+    outcome = prune_to_budget(model, analysis, selector, fit, held_out, config, progress, clock)
+    plan, final = outcome.plan, outcome.final
+    plain = compare(model, outcome.pruned, held_out, batch_size=config.batch_size, provider=config.provider)
+    rebuilt = None
+    if outcome.refit is not None:
+        rebuilt = compare(model, final, held_out, batch_size=config.batch_size, provider=config.provider)
+    clock.lap("evaluate")
+    report = Report(
+        settings=config.to_dict(),
+        model={"path": str(config.model), "sha256": model.source_sha256, "normalisation": list(model.notes),
+               "calibration": {"images": calibration.count, "fit": fit.count, "held_out": held_out.count,
+                               "labels": calibration.labels is not None, "preprocessing": dict(calibration.preprocessing)}},
+        cost_before=model_cost(model).to_dict(),
+        cost_after=model_cost(final).to_dict(),
+        layers=_layers(analysis, plan, outcome.scores),
+        verification=outcome.proof.to_dict(),
+        comparison_pruned=plain.to_dict(),
+        comparison_reconstructed=rebuilt.to_dict() if rebuilt else None,
+        reconstruction=outcome.refit.to_dict() if outcome.refit else None,
+        scoring=outcome.scoring,
+        timings=timings,
+    )
+    _guard_accuracy(config, rebuilt or plain)
+    return _write(config.out, final, plan, report)
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    """The stages between calibration data and a pruned model, with their evidence."""
+
+    plan: PruningPlan
+    pruned: object  # ModelGraph straight from surgery
+    final: object  # after reconstruction (the same as ``pruned`` without it)
+    proof: object  # Verification
+    scores: Mapping[str, object]
+    scoring: Mapping[str, object]
+    refit: object | None  # ReconstructionReport
+
+
+def prune_to_budget(model, analysis, selector: Selector, fit, held_out, config: OptimizeConfig,
+                    progress: Progress | None = None, clock: "_Clock | None" = None) -> PruneOutcome:
+    """Score, select, cut, prove, and (optionally) reconstruct: the part of `optimize` benchmarks reuse."""
+    clock = clock or _Clock({})
+    scores, scoring = _score(config, model, analysis, fit, progress, clock)
     kept = STRATEGIES[config.strategy](selector, {gid: s.scores for gid, s in scores.items()})
     plan = PruningPlan(
         model_sha256=analysis.model_sha256, kept=MappingProxyType(kept), strategy=config.strategy,
@@ -101,34 +144,15 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     if not proof.passed:
         raise VerificationError(f"the pruned model differs from the masked original by {proof.max_rel:.2e}; nothing was written")
     clock.lap("surgery")
-    plain = compare(model, pruned, held_out, batch_size=config.batch_size, provider=config.provider)
-    final, rebuilt, refit = pruned, None, None
+    final, refit = pruned, None
     if config.reconstruct:
         from edgeprune.reconstruct import reconstruct
 
         final, refit = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=config.samples_per_image,
                                    ridge=config.ridge, batch_size=config.batch_size, provider=config.provider,
                                    seed=config.seed)
-        rebuilt = compare(model, final, held_out, batch_size=config.batch_size, provider=config.provider)
         clock.lap("reconstruct")
-    clock.lap("evaluate")
-    report = Report(
-        settings=config.to_dict(),
-        model={"path": str(config.model), "sha256": model.source_sha256, "normalisation": list(model.notes),
-               "calibration": {"images": calibration.count, "fit": fit.count, "held_out": held_out.count,
-                               "labels": calibration.labels is not None, "preprocessing": dict(calibration.preprocessing)}},
-        cost_before=model_cost(model).to_dict(),
-        cost_after=model_cost(final).to_dict(),
-        layers=_layers(analysis, plan, scores),
-        verification=proof.to_dict(),
-        comparison_pruned=plain.to_dict(),
-        comparison_reconstructed=rebuilt.to_dict() if rebuilt else None,
-        reconstruction=refit.to_dict() if refit else None,
-        scoring=capture_info,
-        timings=timings,
-    )
-    _guard_accuracy(config, rebuilt or plain)
-    return _write(config.out, final, plan, report)
+    return PruneOutcome(plan, pruned, final, proof, scores, scoring, refit)
 
 
 def _batch_size(model, requested: int) -> int:
@@ -159,7 +183,8 @@ def _score(config, model, analysis, fit, progress, clock):
         report = (lambda done, total: progress("capture", done, total)) if progress else None
         stats = capture_stats(model, analysis, fit, batch_size=config.batch_size, levels=config.levels,
                               provider=config.provider, progress=report)
-        info.update(images=stats.images, capture_points=len(stats.points), labels=stats.labels_source)
+        info.update(images=stats.images, capture_points=len(stats.points), labels=stats.labels_source,
+                    seconds=dict(stats.seconds))
         clock.lap("capture")
     scores = score_groups(ScoringContext(model, analysis, stats, config.seed), config.criterion)
     info["fallback_groups"] = sorted(gid for gid, s in scores.items() if s.fallback)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -34,6 +35,7 @@ class ActivationStats:
     images: int
     levels: int | None
     labels_source: str  # "labels", "predictions" (the model's own top-1) or "none"
+    seconds: Mapping[str, float] = MappingProxyType({})  # "inference" (ONNX Runtime) and "statistics"
 
 
 def capture_stats(
@@ -67,19 +69,25 @@ def capture_stats(
             next_channels=int(next_shape[1]) if next_shape else None,
             n_classes=n_classes,
         )
-    done = 0
-    for batch, values in runner.stream(calibration.batches(batch_size)):
+    done, inference, statistics = 0, 0.0, 0.0
+    for batch in calibration.batches(batch_size):
+        start = time.perf_counter()
+        values = runner.run(batch.inputs)
+        middle = time.perf_counter()
         labels = batch.labels if batch.labels is not None else _predictions(values[output], n_classes)
         for point in points:
             _check_finite(values[point.tensor], point.tensor)
             nxt = values[point.next_tensor] if point.next_tensor else None
             accumulators[point.tensor].update(values[point.tensor], nxt, labels)
+        inference += middle - start
+        statistics += time.perf_counter() - middle
         done += len(batch.indices)
         if progress:
             progress(done, calibration.count)
     labels_source = "labels" if calibration.labels is not None else ("predictions" if n_classes else "none")
     stats = tuple(PointStats(p, _finalise(accumulators[p.tensor], p)) for p in points)
-    return ActivationStats(stats, done, levels, labels_source)
+    seconds = MappingProxyType({"inference": round(inference, 4), "statistics": round(statistics, 4)})
+    return ActivationStats(stats, done, levels, labels_source, seconds)
 
 
 def _class_count(model: ModelGraph, output: str) -> int | None:
