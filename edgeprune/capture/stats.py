@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
@@ -35,7 +35,7 @@ class ActivationStats:
     images: int
     levels: int | None
     labels_source: str  # "labels", "predictions" (the model's own top-1) or "none"
-    seconds: Mapping[str, float] = MappingProxyType({})  # "inference" (ONNX Runtime) and "statistics"
+    seconds: Mapping[str, float] = field(default_factory=dict)  # "inference" (ONNX Runtime) and "statistics"
 
 
 def capture_stats(
