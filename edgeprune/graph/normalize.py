@@ -59,14 +59,7 @@ def _fold_constants(graph) -> None:
     for node in graph.nodes:
         if node.op == "Constant" and len(node.outputs) == 1 and "value" in node.attrs:
             out = node.outputs[0]
-            constant = gs.Constant(out.name + "__const", np.asarray(node.attrs["value"].values))
-            for consumer in list(out.outputs):
-                for index, tensor in enumerate(consumer.inputs):
-                    if tensor is out:
-                        consumer.inputs[index] = constant
-            if out in graph.outputs:
-                continue
-            node.outputs.clear()
+            _replace_with_constant(graph, node, gs.Constant(out.name + "__const", np.asarray(node.attrs["value"].values)))
     graph.cleanup()
     import onnxruntime as ort
 
@@ -98,16 +91,21 @@ def _fold_static_shape_reads(graph) -> None:
             if not all(isinstance(d, (int, np.integer)) for d in picked):
                 continue
             value = np.asarray(picked, dtype=np.int64).reshape(np.asarray(indices).shape)
-            out = gather.outputs[0]
-            constant = gs.Constant(out.name + "__static", value)
-            for consumer in list(out.outputs):
-                for index, tensor in enumerate(consumer.inputs):
-                    if tensor is out:
-                        consumer.inputs[index] = constant
-            if out in graph.outputs:
-                continue
-            gather.outputs.clear()
+            _replace_with_constant(graph, gather, gs.Constant(gather.outputs[0].name + "__static", value))
     graph.cleanup()
+
+
+def _replace_with_constant(graph, node, constant) -> None:
+    """Consumers of ``node``'s output read ``constant`` instead; the node is left for cleanup.
+
+    A graph output keeps its producer, since outputs must stay produced by a node."""
+    out = node.outputs[0]
+    for consumer in list(out.outputs):
+        for index, tensor in enumerate(consumer.inputs):
+            if tensor is out:
+                consumer.inputs[index] = constant
+    if out not in graph.outputs:
+        node.outputs.clear()
 
 
 def _constant(tensor):
