@@ -22,6 +22,7 @@ from edgeprune.surgery import PruningPlan, apply_plan, verify
 logger = logging.getLogger(__name__)
 
 STRATEGIES = {"mi": select_ranked, "uniform": select_uniform}
+MIN_CALIBRATION = 16  # enough for a few scoring batches and a held-out part that means something
 Progress = Callable[[str, int, int], None]
 
 
@@ -85,6 +86,7 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     selector.check_reachable({g.id: _flat(g.channels) for g in analysis.prunable_groups})
     clock.lap("load")
     calibration = load_calibration(config.calib, model, limit=config.limit, seed=config.seed, **config.preprocessing)
+    calibration.require(MIN_CALIBRATION, "scoring, reconstruction and a held-out check")
     config = replace(config, batch_size=_batch_size(model, config.batch_size))
     fit, held_out = calibration.split(config.held_out, seed=config.seed)
     outcome = prune_to_budget(model, analysis, selector, fit, held_out, config, progress, clock)

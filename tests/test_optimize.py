@@ -95,10 +95,12 @@ def test_unreachable_budget_exits_1_before_any_work(capsys, model, calib, tmp_pa
 
 
 @pytest.mark.parametrize("arrays,words", [
-    ({"input": np.zeros((10, 1, 32, 32), np.float32)}, "axis 2"),
-    ({"input": np.zeros((10, 1, 28, 28), np.float64)}, "float64"),
-    ({"image": np.zeros((10, 1, 28, 28), np.float32)}, "input"),
-    ({"input": np.full((10, 1, 28, 28), np.nan, np.float32)}, "NaN"),
+    ({"input": np.zeros((20, 1, 32, 32), np.float32)}, "axis 2"),
+    ({"input": np.zeros((20, 1, 28, 28), np.float64)}, "float64"),
+    ({"image": np.zeros((20, 1, 28, 28), np.float32)}, "input"),
+    ({"input": np.full((20, 1, 28, 28), np.nan, np.float32)}, "NaN"),
+    ({"input": np.zeros((10, 1, 28, 28), np.float32)}, "needs at least 16"),
+    ({"input": np.zeros((20, 1, 28, 28), np.float32), "labels": np.zeros(19, np.int64)}, "labels"),
 ])
 def test_bad_calibration_exits_2_and_writes_nothing(capsys, model, tmp_path, arrays, words):
     np.savez(tmp_path / "bad.npz", **arrays)
