@@ -78,6 +78,9 @@ def _build(ctx: AnalysisContext, sha256: str) -> ChannelAnalysis:
     }
     groups = _describe_groups(ctx, group_roots, class_group, class_index, class_of_id, tensors)
     by_id = MappingProxyType({group.id: pos for pos, group in enumerate(groups)})
+    members = [np.zeros(g.channels, dtype=np.int64) for g in groups]
+    for global_class, (pos, local) in enumerate(zip(class_group.tolist(), class_index.tolist())):
+        members[pos][local] = global_class
     return ChannelAnalysis(
         groups=tuple(groups),
         tensors=MappingProxyType(tensors),
@@ -87,6 +90,7 @@ def _build(ctx: AnalysisContext, sha256: str) -> ChannelAnalysis:
         reducing_edges=tuple(ctx.reducing),
         model_sha256=sha256,
         _by_id=by_id,
+        _members=tuple(members),
     )
 
 

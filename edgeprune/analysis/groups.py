@@ -83,6 +83,11 @@ class ChannelAnalysis:
     reducing_edges: tuple[tuple[str, str], ...]
     model_sha256: str = ""
     _by_id: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    _members: tuple[np.ndarray, ...] = field(default=(), repr=False)
+
+    def members(self, group_id: str) -> np.ndarray:
+        """The global class ids of a group, in the group's channel order."""
+        return self._members[self._by_id[group_id]]
 
     def group(self, group_id: str) -> ChannelGroup:
         return self.groups[self._by_id[group_id]]
@@ -98,11 +103,9 @@ class ChannelAnalysis:
         """One bool per global class: False for the channels a plan removes."""
         keep = np.ones(len(self.class_group), dtype=bool)
         for group_id, indices in kept.items():
-            group_pos = self._by_id[group_id]
-            members = np.flatnonzero(self.class_group == group_pos)
-            local = np.zeros(self.groups[group_pos].channels, dtype=bool)
-            local[np.asarray(indices, dtype=np.int64)] = True
-            keep[members] = local[self.class_index[members]]
+            members = self.members(group_id)
+            keep[members] = False
+            keep[members[np.asarray(indices, dtype=np.int64)]] = True
         return keep
 
     def kept_positions(self, tensor: str, keep: np.ndarray) -> np.ndarray | None:
