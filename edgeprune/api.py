@@ -63,7 +63,7 @@ def score_model(
 ) -> dict:
     """Per prunable group, one score per channel (higher is more important), as plain data."""
     from edgeprune.calibration import load_calibration
-    from edgeprune.scoring.registry import ScoringContext, needs_activations, score_groups
+    from edgeprune.scoring.registry import ScoringContext, measures_for, needs_activations, score_groups
 
     model = load_model(model_path)
     analysis = analyze(model)
@@ -72,7 +72,8 @@ def score_model(
         from edgeprune.capture import capture_stats
 
         data = load_calibration(calib, model, limit=limit, seed=seed, **(preprocessing or {}))
-        stats = capture_stats(model, analysis, data, batch_size=batch_size, provider=provider)
+        stats = capture_stats(model, analysis, data, batch_size=batch_size, provider=provider,
+                              measures=measures_for(criterion))
     scores = score_groups(ScoringContext(model, analysis, stats, seed), criterion)
     return {
         "model_sha256": analysis.model_sha256,

@@ -176,7 +176,7 @@ def _flat(channels: int):
 
 
 def _score(config, model, analysis, fit, progress, clock):
-    from edgeprune.scoring.registry import ScoringContext, needs_activations, score_groups
+    from edgeprune.scoring.registry import ScoringContext, measures_for, needs_activations, score_groups
 
     stats, info = None, {"criterion": config.criterion}
     if needs_activations(config.criterion):
@@ -184,7 +184,7 @@ def _score(config, model, analysis, fit, progress, clock):
 
         report = (lambda done, total: progress("capture", done, total)) if progress else None
         stats = capture_stats(model, analysis, fit, batch_size=config.batch_size, levels=config.levels,
-                              provider=config.provider, progress=report)
+                              provider=config.provider, progress=report, measures=measures_for(config.criterion))
         info.update(images=stats.images, capture_points=len(stats.points), labels=stats.labels_source,
                     seconds=dict(stats.seconds))
         clock.lap("capture")

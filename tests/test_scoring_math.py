@@ -297,3 +297,17 @@ def test_accumulator_errors_and_unmeasured():
     assert acc.aura_mi() is None and acc.hist_mi() is None and acc.label_mi() is None
     with pytest.raises(ValueError, match="keep_image_entropy=True"):
         acc.image_entropy()
+
+
+def test_pair_statistics_can_be_skipped_without_changing_the_others():
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((3, 4, 6, 6)), rng.standard_normal((3, 5, 6, 6))
+    full = LayerAccumulator(4, 4, next_channels=5)
+    cross_only = LayerAccumulator(4, 4, next_channels=5, histogram=False)
+    hist_only = LayerAccumulator(4, 4, next_channels=5, cross=False)
+    for acc in (full, cross_only, hist_only):
+        acc.update(x, y)
+    assert cross_only.hist_mi() is None and hist_only.aura_mi() is None
+    np.testing.assert_array_equal(cross_only.aura_mi(), full.aura_mi())
+    np.testing.assert_array_equal(hist_only.hist_mi(), full.hist_mi())
+    np.testing.assert_array_equal(cross_only.aura_entropy(), full.aura_entropy())

@@ -47,45 +47,55 @@ def capture_stats(
     levels: int | None = None,
     provider: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    measures: frozenset[str] = frozenset({"aura_mi"}),
 ) -> ActivationStats:
-    """Run the model once over ``calibration`` and stream every capture point's maps into its accumulator."""
+    """Run the model once over ``calibration`` and stream every capture point's maps into its accumulator.
+
+    Entropy, dead maps and moments are always measured; ``measures`` adds the costlier pair statistics
+    a criterion reads: ``aura_mi`` and ``hist_mi`` (with the consumer's maps), ``label_mi`` (with labels).
+    """
     from edgeprune.scoring.accumulate import LayerAccumulator
     from edgeprune.scoring.quantize import default_levels
 
+    pairs = bool(measures & {"aura_mi", "hist_mi"})
     points = capture_points(model, analysis)
     if not points:
         raise InputError("no prunable group has a feature map to measure; use --criterion l1 for this model")
     output = model.output_names[0]
-    names = [p.tensor for p in points] + [p.next_tensor for p in points if p.next_tensor] + [output]
+    names = [p.tensor for p in points] + [p.next_tensor for p in points if p.next_tensor and pairs] + [output]
     runner = ActivationRunner(model, names, provider)
-    n_classes = _class_count(model, output)
+    n_classes = _class_count(model, output) if "label_mi" in measures else None
     accumulators = {}
     for point in points:
         shape = model.shapes[point.tensor]
-        next_shape = model.shapes.get(point.next_tensor) if point.next_tensor else None
+        next_shape = model.shapes.get(point.next_tensor) if point.next_tensor and pairs else None
         accumulators[point.tensor] = LayerAccumulator(
             channels=int(shape[1]),
             levels=levels or default_levels(int(shape[2]), int(shape[3])),
             next_channels=int(next_shape[1]) if next_shape else None,
             n_classes=n_classes,
+            cross="aura_mi" in measures,
+            histogram="hist_mi" in measures,
         )
     done, inference, statistics = 0, 0.0, 0.0
     for batch in calibration.batches(batch_size):
         start = time.perf_counter()
         values = runner.run(batch.inputs)
         middle = time.perf_counter()
-        labels = batch.labels if batch.labels is not None else _predictions(values[output], n_classes)
+        labels = None
+        if n_classes is not None:
+            labels = batch.labels if batch.labels is not None else _predictions(values[output], n_classes)
         for point in points:
             _check_finite(values[point.tensor], point.tensor)
-            nxt = values[point.next_tensor] if point.next_tensor else None
+            nxt = values[point.next_tensor] if point.next_tensor and pairs else None
             accumulators[point.tensor].update(values[point.tensor], nxt, labels)
         inference += middle - start
         statistics += time.perf_counter() - middle
         done += len(batch.indices)
         if progress:
             progress(done, calibration.count)
-    labels_source = "labels" if calibration.labels is not None else ("predictions" if n_classes else "none")
-    stats = tuple(PointStats(p, _finalise(accumulators[p.tensor], p)) for p in points)
+    labels_source = "none" if n_classes is None else ("labels" if calibration.labels is not None else "predictions")
+    stats = tuple(PointStats(p, _finalise(accumulators[p.tensor])) for p in points)
     seconds = MappingProxyType({"inference": round(inference, 4), "statistics": round(statistics, 4)})
     return ActivationStats(stats, done, levels, labels_source, seconds)
 
@@ -104,7 +114,7 @@ def _check_finite(values: np.ndarray, name: str) -> None:
         raise InputError(f"activation {name} has NaN or Inf values on the calibration data; check its preprocessing")
 
 
-def _finalise(acc, point: CapturePoint) -> Mapping[str, np.ndarray]:
+def _finalise(acc) -> Mapping[str, np.ndarray]:
     ceiling = 2.0 * np.log2(max(acc.levels, 2))  # the entropy of a uniform G x G aura matrix
     values = {
         "aura_entropy": acc.aura_entropy(),
@@ -114,10 +124,8 @@ def _finalise(acc, point: CapturePoint) -> Mapping[str, np.ndarray]:
         "mean_activation": acc.mean_activation(),
         "mean_abs_activation": acc.mean_abs_activation(),
     }
-    if point.next_tensor:
-        values["aura_mi"] = acc.aura_mi()
-        values["hist_mi"] = acc.hist_mi()
-    label = acc.label_mi()
-    if label is not None:
-        values["label_mi"] = label
+    for name, result in (("aura_mi", acc.aura_mi), ("hist_mi", acc.hist_mi), ("label_mi", acc.label_mi)):
+        value = result()
+        if value is not None:
+            values[name] = value
     return MappingProxyType(values)

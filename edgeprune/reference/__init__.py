@@ -25,8 +25,12 @@ REFERENCE_MODELS: dict[str, str] = {
     "vgg_fmnist": "vgg_fmnist.onnx",
     "mobilenet_v2_fmnist": "mobilenet_v2_fmnist.onnx",
 }
-_TRAIN_COMMAND = "python benchmarks/train_reference.py --arch {arch} --epochs {epochs} --seed 0 --out edgeprune/reference"
-_EPOCHS = {"resnet20_fmnist": 12, "vgg_fmnist": 15, "mobilenet_v2_fmnist": 15}
+# The training runs that produced the bundled files (also recorded, with the results, in each JSON record).
+_TRAINING_ARGS = {
+    "resnet20_fmnist": "--arch resnet20 --epochs 12 --seed 0 --threads 2",
+    "vgg_fmnist": "--arch vgg --epochs 15 --seed 0 --threads 1",
+    "mobilenet_v2_fmnist": "--arch mobilenet_v2 --epochs 15 --seed 0 --threads 1",
+}
 
 
 def _lookup(name: str) -> Path:
@@ -40,7 +44,8 @@ def model_path(name: str = "resnet20_fmnist") -> Path:
     """The path of reference model ``name``; raises ``InputError`` if the name or the file is unknown."""
     path = _lookup(name)
     if not path.is_file():
-        command = _TRAIN_COMMAND.format(arch=name.removesuffix("_fmnist"), epochs=_EPOCHS[name])
+        args = _TRAINING_ARGS.get(name, f"--arch {name.removesuffix('_fmnist')}")
+        command = f"python benchmarks/train_reference.py {args} --out edgeprune/reference"
         raise InputError(
             f"reference model {name!r} is missing ({path}); regenerate it from a source checkout with "
             f"`{command}` (needs torch and `apt-get install -y dataset-fashion-mnist`)"

@@ -37,6 +37,8 @@ class LayerAccumulator:
 
     ``levels`` is used for x and for y (after :func:`match_resolution`); see ``default_levels``.
     ``min_range`` is passed to :func:`quantize_maps` (maps with a smaller spread count as dead).
+    ``cross`` and ``histogram`` choose which pair statistics with y are counted (each costs a matrix
+    product per batch): a criterion that reads only one of them need not pay for the other.
     """
 
     def __init__(
@@ -50,6 +52,8 @@ class LayerAccumulator:
         *,
         min_range: float = 0.0,
         backend: str = "auto",
+        cross: bool = True,
+        histogram: bool = True,
     ) -> None:
         if channels < 1:
             raise ValueError(f"channels must be at least 1, got {channels}")
@@ -73,8 +77,8 @@ class LayerAccumulator:
         self.sum_abs = np.zeros(c, dtype=np.float64)
         self.sum_sq = np.zeros(c, dtype=np.float64)
         cy = self.next_channels
-        self.cross = None if cy is None else np.zeros((c, cy, g, g), dtype=np.int64)
-        self.hist = None if cy is None else np.zeros((c, cy, g, g), dtype=np.int64)
+        self.cross = None if cy is None or not cross else np.zeros((c, cy, g, g), dtype=np.int64)
+        self.hist = None if cy is None or not histogram else np.zeros((c, cy, g, g), dtype=np.int64)
         k = self.n_classes
         self.label = None if k is None else np.zeros((c, self.label_bins, k), dtype=np.int64)
         self._image_entropy: list[np.ndarray] = []
@@ -84,7 +88,7 @@ class LayerAccumulator:
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1] != self.channels:
             raise ValueError(f"expected x of shape (N, {self.channels}, H, W), got {x.shape}")
-        if y is not None and self.cross is None:
+        if y is not None and self.cross is None and self.hist is None:
             raise ValueError("y was given but the accumulator was built without next_channels")
         if labels is not None and self.label is None:
             raise ValueError("labels were given but the accumulator was built without n_classes")
@@ -117,17 +121,21 @@ class LayerAccumulator:
             codes, dead = quantize_maps(x_fit, self.levels, min_range=self.min_range)
         codes_y, dead_y = quantize_maps(y_fit, self.levels, min_range=self.min_range)
         args = (codes, codes_y, self.levels, dead, dead_y)
-        self.cross += cross_aura_counts(*args, backend=self.backend)
-        self.hist += histogram_joint_counts(*args, backend=self.backend)
+        if self.cross is not None:
+            self.cross += cross_aura_counts(*args, backend=self.backend)
+        if self.hist is not None:
+            self.hist += histogram_joint_counts(*args, backend=self.backend)
 
     def merge(self, other: LayerAccumulator) -> LayerAccumulator:
         """Add ``other``'s sums (images disjoint from ours) into this accumulator; returns ``self``."""
-        mine = (self.channels, self.levels, self.next_channels, self.n_classes, self.label_bins)
-        theirs = (other.channels, other.levels, other.next_channels, other.n_classes, other.label_bins)
+        mine = (self.channels, self.levels, self.next_channels, self.n_classes, self.label_bins,
+                self.cross is None, self.hist is None)
+        theirs = (other.channels, other.levels, other.next_channels, other.n_classes, other.label_bins,
+                  other.cross is None, other.hist is None)
         if mine != theirs or self.keep_image_entropy != other.keep_image_entropy:
             raise ValueError(
                 "cannot merge accumulators built differently: (channels, levels, next_channels, n_classes, "
-                f"label_bins) {mine} vs {theirs}, keep_image_entropy "
+                f"label_bins, no cross, no histogram) {mine} vs {theirs}, keep_image_entropy "
                 f"{self.keep_image_entropy} vs {other.keep_image_entropy}"
             )
         self.images += other.images

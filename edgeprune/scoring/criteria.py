@@ -19,13 +19,13 @@ def _weighted(context: ScoringContext, group, field_name: str) -> np.ndarray | N
     return None if values is None or alive is None else values * alive
 
 
-@register_scorer("aura-mi")
+@register_scorer("aura-mi", measures=frozenset({"aura_mi"}))
 def aura_mi(context: ScoringContext, group) -> np.ndarray | None:
     """How much of a channel's spatial information reaches the next layer (sum over its channels of aura MI)."""
     return _weighted(context, group, "aura_mi")
 
 
-@register_scorer("aura-mi-label")
+@register_scorer("aura-mi-label", measures=frozenset({"label_mi"}))
 def aura_mi_label(context: ScoringContext, group) -> np.ndarray | None:
     """MI between a channel's per-image aura entropy and the class (labels, else the model's own top-1)."""
     return _weighted(context, group, "label_mi")
@@ -41,7 +41,7 @@ def entropy(context: ScoringContext, group) -> np.ndarray | None:
     return None if values is None or alive is None else (1.0 - values) * alive
 
 
-@register_scorer("hist-mi")
+@register_scorer("hist-mi", measures=frozenset({"hist_mi"}))
 def hist_mi(context: ScoringContext, group) -> np.ndarray | None:
     """Plain histogram MI with the next layer, no spatial term: the baseline aura MI improves on."""
     return _weighted(context, group, "hist_mi")
@@ -53,7 +53,7 @@ def activation(context: ScoringContext, group) -> np.ndarray | None:
     return per_channel(context, group, "mean_abs_activation")
 
 
-@register_scorer("l1", needs_activations=False)
+@register_scorer("l1", measures=None)
 def l1(context: ScoringContext, group) -> np.ndarray | None:
     """L1 norm of each channel's producing filters (summed over the group's producers)."""
     analysis, graph = context.analysis, context.model.proto.graph
@@ -74,7 +74,7 @@ def l1(context: ScoringContext, group) -> np.ndarray | None:
     return total
 
 
-@register_scorer("random", needs_activations=False)
+@register_scorer("random", measures=None)
 def random(context: ScoringContext, group) -> np.ndarray | None:
     """Seeded random scores: the floor any criterion must beat."""
     seed = (context.seed, context.analysis.group_index(group.id))

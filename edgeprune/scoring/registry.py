@@ -39,14 +39,16 @@ class ScoringContext:
 
 Scorer = Callable[[ScoringContext, ChannelGroup], "np.ndarray | None"]
 SCORERS: dict[str, Scorer] = {}
-NEEDS_ACTIVATIONS: set[str] = set()
+MEASURES: dict[str, frozenset[str] | None] = {}  # per criterion: the statistics it reads; None: weights only
 
 
-def register_scorer(name: str, *, needs_activations: bool = True) -> Callable[[Scorer], Scorer]:
+def register_scorer(name: str, *, measures: frozenset[str] | None = frozenset()) -> Callable[[Scorer], Scorer]:
+    """``measures``: the pair statistics the criterion reads besides entropy and moments (see
+    `capture_stats`); None for a criterion that needs no activations at all."""
+
     def register(function: Scorer) -> Scorer:
         SCORERS[name] = function
-        if needs_activations:
-            NEEDS_ACTIVATIONS.add(name)
+        MEASURES[name] = measures
         return function
 
     return register
@@ -62,7 +64,12 @@ def scorer(name: str) -> Scorer:
 
 def needs_activations(name: str) -> bool:
     scorer(name)
-    return name in NEEDS_ACTIVATIONS
+    return MEASURES[name] is not None
+
+
+def measures_for(name: str) -> frozenset[str]:
+    scorer(name)
+    return MEASURES[name] or frozenset()
 
 
 def score_groups(context: ScoringContext, criterion: str, fallback: str = "l1") -> dict[str, ChannelScores]:
