@@ -23,7 +23,7 @@ def split_arrays(split: str, count: int, seed: int) -> tuple[np.ndarray, np.ndar
         return data["input"][:count], data["labels"][:count], "bundled 500-image sample"
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(images), size=min(count, len(images)), replace=False))
-    return normalise(images[pick])[:, None], labels[pick].astype(np.int64), source
+    return normalise(images[pick]), labels[pick].astype(np.int64), source
 
 
 def calibration_set(model, images: np.ndarray, labels: np.ndarray, folder: Path | None = None):
