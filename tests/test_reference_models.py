@@ -98,7 +98,7 @@ def test_png_pixels_equal_the_npz_entry(position: int, sample: dict[str, np.ndar
 
 
 def test_unknown_reference_name_lists_the_valid_ones() -> None:
-    with pytest.raises(InputError, match="unknown reference model 'resnet56'.*mobilenet_v2_fmnist, resnet20_fmnist"):
+    with pytest.raises(InputError, match="unknown reference model 'resnet56'.*resnet20_fmnist, vgg_fmnist"):
         reference.model_path("resnet56")
 
 
