@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from edgeprune.analysis.context import Unsupported
 from edgeprune.ops.common import axes_of, normalize_axis, passthrough, rank_of
 from edgeprune.ops.registry import OpRule, op_rule
-
-import numpy as np
 
 
 @op_rule("MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "MaxRoiPool")
