@@ -23,11 +23,13 @@ _HERE = Path(__file__).resolve().parent
 REFERENCE_MODELS: dict[str, str] = {
     "resnet20_fmnist": "resnet20_fmnist.onnx",
     "vgg_fmnist": "vgg_fmnist.onnx",
+    "mobilenet_v2_fmnist": "mobilenet_v2_fmnist.onnx",
 }
 # The training runs that produced the bundled files (also recorded, with the results, in each JSON record).
 _TRAINING_ARGS = {
     "resnet20_fmnist": "--arch resnet20 --epochs 12 --seed 0 --threads 2",
     "vgg_fmnist": "--arch vgg --epochs 15 --seed 0 --threads 1",
+    "mobilenet_v2_fmnist": "--arch mobilenet_v2 --epochs 12 --seed 0 --threads 1",
 }
 
 
