@@ -16,12 +16,11 @@ from edgeprune.errors import BudgetError, InputError, VerificationError
 from edgeprune.evaluate import compare
 from edgeprune.graph import load_model
 from edgeprune.report import Report
-from edgeprune.selection import Budget, Selector, select_ranked, select_uniform
+from edgeprune.selection import STRATEGIES, Budget, SelectionContext, Selector, strategy
 from edgeprune.surgery import PruningPlan, apply_plan, verify
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = {"mi": select_ranked, "uniform": select_uniform}
 MIN_CALIBRATION = 16  # enough for a few scoring batches and a held-out part that means something
 Progress = Callable[[str, int, int], None]
 
@@ -133,7 +132,9 @@ def prune_to_budget(model, analysis, selector: Selector, fit, held_out, config: 
     """Score, select, cut, prove, and (optionally) reconstruct: the part of `optimize` benchmarks reuse."""
     clock = clock or _Clock({})
     scores, scoring = _score(config, model, analysis, fit, progress, clock)
-    kept = STRATEGIES[config.strategy](selector, {gid: s.scores for gid, s in scores.items()})
+    context = SelectionContext(model, analysis, selector, {gid: s.scores for gid, s in scores.items()}, fit=fit,
+                               config=config, progress=progress)
+    kept = strategy(config.strategy)(context)
     plan = PruningPlan(
         model_sha256=analysis.model_sha256, kept=MappingProxyType(kept), strategy=config.strategy,
         criterion=config.criterion, seed=config.seed,

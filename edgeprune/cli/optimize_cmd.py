@@ -11,6 +11,7 @@ import click
 from edgeprune.cli import render
 from edgeprune.cli.options import calibration_options, config_option
 from edgeprune.errors import InputError
+from edgeprune.selection.strategies import STRATEGIES
 
 
 @click.command("optimize")
@@ -19,7 +20,7 @@ from edgeprune.errors import InputError
 @calibration_options
 @click.option("--target-flops", help="FLOPs (MACs) to keep: a fraction (0.2) or a reduction (5x).")
 @click.option("--target-params", help="Parameters to keep: a fraction (0.5) or a reduction (2x).")
-@click.option("--strategy", type=click.Choice(["mi", "uniform"]), default="mi", show_default=True,
+@click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="mi", show_default=True,
               help="mi: global ranking by the criterion; uniform: the same ratio in every layer.")
 @click.option("--criterion", default="aura-mi", show_default=True,
               help="aura-mi, aura-mi-label, entropy, hist-mi, l1, activation, random.")
