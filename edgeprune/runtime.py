@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -25,17 +27,26 @@ def _session_options(threads: int | None = None):
     return options
 
 
-@functools.lru_cache(maxsize=None)
 def cuda_works() -> bool:
     """Create a tiny session on the CUDA provider and see whether it stays there.
 
     `get_available_providers()` lists CUDA even where its libraries cannot load, so it proves nothing.
     """
+    return provider_works("CUDAExecutionProvider")
+
+
+def tensorrt_works() -> bool:
+    return provider_works("TensorrtExecutionProvider")
+
+
+@functools.lru_cache(maxsize=None)
+def provider_works(name: str) -> bool:
+    """A tiny session on provider ``name`` (CUDA behind it, then CPU): does ``name`` stay first?"""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
+    if name not in ort.get_available_providers():
         return False
     node = helper.make_node("Relu", ["x"], ["y"])
     graph = helper.make_graph(
@@ -46,21 +57,30 @@ def cuda_works() -> bool:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     onnx.checker.check_model(model)
     ort.set_default_logger_severity(4)  # a missing CUDA library is logged as an error: expected, not news
-    try:
-        session = ort.InferenceSession(
-            model.SerializeToString(), _session_options(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-        )
+    try:  # ONNX Runtime prints a failed provider's error on stdout, then falls back: keep the probe quiet
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            session = ort.InferenceSession(model.SerializeToString(), _session_options(), providers=_chain(name))
     except Exception:  # a broken CUDA install raises here on some versions
         return False
     finally:
         ort.set_default_logger_severity(2)
-    return session.get_providers()[0] == "CUDAExecutionProvider"
+    return session.get_providers()[0] == name
+
+
+def _chain(name: str) -> list[str]:
+    order = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    return order[order.index(name):]
 
 
 def resolve_providers(provider: str = "cpu") -> list[str]:
-    """``auto`` picks CUDA only when it really works; ``cpu`` and ``cuda`` are explicit."""
+    """``auto`` picks CUDA only when it really works; ``cpu``, ``cuda`` and ``tensorrt`` are explicit."""
     if provider == "cpu":
         return ["CPUExecutionProvider"]
+    if provider == "tensorrt":
+        if tensorrt_works():
+            logger.info("using the TensorRT execution provider")
+            return _chain("TensorrtExecutionProvider")
+        raise InputError("the TensorRT execution provider does not work on this machine; use --provider cuda or cpu")
     if provider in ("auto", "cuda"):
         if cuda_works():
             logger.info("using the CUDA execution provider")
@@ -69,7 +89,7 @@ def resolve_providers(provider: str = "cpu") -> list[str]:
             raise InputError("the CUDA execution provider does not work on this machine; use --provider cpu")
         logger.info("using the CPU execution provider (CUDA is not usable here)")
         return ["CPUExecutionProvider"]
-    raise InputError(f"unknown provider '{provider}'; choose one of auto, cpu, cuda")
+    raise InputError(f"unknown provider '{provider}'; choose one of auto, cpu, cuda, tensorrt")
 
 
 def create_session(model_bytes: bytes, provider: str = "cpu", threads: int | None = None):

@@ -8,6 +8,7 @@ import click
 
 from edgeprune.cli.analyze_cmd import analyze_command
 from edgeprune.cli.commands import inspect_command, plan_command, prune_command
+from edgeprune.cli.hardware_cmd import bench_command, devices_command, profile_command
 from edgeprune.cli.optimize_cmd import optimize_command, score_command
 
 
@@ -33,4 +34,7 @@ cli.add_command(plan_command)
 cli.add_command(prune_command)
 cli.add_command(optimize_command)
 cli.add_command(score_command)
+cli.add_command(devices_command)
+cli.add_command(profile_command)
+cli.add_command(bench_command)
 cli.add_command(analyze_command)

@@ -1,0 +1,105 @@
+"""`devices`, `profile` and `bench`: the device catalog, measuring a device on itself, and timing a model."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgeprune.errors import InputError
+
+PROVIDERS = ["cpu", "cuda", "tensorrt"]
+
+
+@click.command("devices")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def devices_command(as_json: bool) -> None:
+    """List the built-in device profiles (use a name, an alias, or a .toml path with --device)."""
+    from edgeprune.hardware import builtin_devices, resolve_device
+
+    rows = []
+    for entry in builtin_devices():
+        profile = resolve_device(entry.name)
+        rows.append({"name": entry.name, "aliases": list(entry.aliases), "provider": profile.provider,
+                     "precision": profile.precision, "alignment": profile.alignment,
+                     "measured": profile.measured, "description": profile.description, "path": str(entry.path)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        aliases = f" (alias {', '.join(row['aliases'])})" if row["aliases"] else ""
+        tables = ", measured tables" if row["measured"] else ""
+        click.echo(f"{row['name']:<18} {row['provider']:<9} {row['precision']:<5} align {row['alignment']:<3}"
+                   f"{tables}{aliases}\n  {row['description']}")
+
+
+@click.command("profile")
+@click.option("--device", required=True, help="The device this runs on: a name, an alias, or a profile .toml.")
+@click.option("--model", type=click.Path(path_type=Path), help="Measure per-layer tables of this model and the model.")
+@click.option("--points", type=int, default=5, show_default=True, help="Channel counts sampled per axis of each layer.")
+@click.option("--seconds-per-point", type=float, default=0.15, show_default=True, help="Timing per measured point.")
+@click.option("--threads", type=int, help="Runtime threads (default: the profile's, 0 = the runtime's choice).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Where to write the profile.")
+def profile_command(device, model, points, seconds_per_point, threads, output) -> None:
+    """Measure a device on itself: its roofline and, with --model, latency tables the host then uses."""
+    from edgeprune.hardware import resolve_device, save_profile
+    from edgeprune.hardware.profiler import ProfileSettings, measure_roofline, profile_model
+
+    settings = ProfileSettings(points=points, seconds_per_point=seconds_per_point, threads=threads)
+    if model is not None and not Path(model).is_file():
+        raise InputError(f"model not found: {model}")
+    base = resolve_device(device)
+    measured = measure_roofline(base, settings)
+    if model is not None:
+        measured = profile_model(measured, model, settings, progress=_progress())
+    header = (f"Device profile of {base.name}, measured by `edgeprune profile` on this device.\n"
+              f"Roofline and tables: see [measured.fingerprint] for the setup they hold for.")
+    save_profile(measured, output, header=header)
+    tables = f", {len(measured.layers)} layer tables, {len(measured.models)} whole models" if model else ""
+    click.echo(f"wrote {output}: {measured.name} on {measured.provider}, peak "
+               f"{measured.peak_flops / 1e9:.1f} GFLOP/s, {measured.roofline.memory_bandwidth / 1e9:.1f} GB/s{tables}")
+
+
+@click.command("bench")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--vs", "other", type=click.Path(path_type=Path), help="A second model: interleave the two, report the ratio.")
+@click.option("--provider", type=click.Choice(PROVIDERS), default="cpu", show_default=True)
+@click.option("--threads", type=int, help="Intra-op threads (default: the runtime's choice).")
+@click.option("--warmup", type=int, default=5, show_default=True)
+@click.option("--repeats", type=int, default=30, show_default=True, help="Timed runs (rounds of both with --vs).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def bench_command(model, other, provider, threads, warmup, repeats, as_json) -> None:
+    """Time MODEL: warm-up, repeated runs, median and spread (inputs are random, batch 1)."""
+    from edgeprune.hardware.timing import Runner, compare, load_bytes, measure
+
+    first = Runner(load_bytes(model), provider=provider, threads=threads)
+    if other is None:
+        timing = measure(first, warmup=warmup, repeats=repeats)
+        result = {"model": str(model), "providers": list(first.providers), "threads": threads, **timing.to_dict()}
+        click.echo(json.dumps(result, indent=1) if as_json else _timing_line(str(model), timing))
+        return
+    second = Runner(load_bytes(other), provider=provider, threads=threads)
+    comparison = compare(first, second, warmup=warmup, rounds=repeats)
+    if as_json:
+        click.echo(json.dumps({"model": str(model), "vs": str(other), "providers": list(first.providers),
+                               "threads": threads, **comparison.to_dict()}, indent=1))
+        return
+    click.echo(_timing_line(str(model), comparison.a))
+    click.echo(_timing_line(str(other), comparison.b))
+    click.echo(f"ratio {comparison.ratio:.3f} ({model} / {other}, {comparison.rounds} interleaved rounds; "
+               f"noise +-{comparison.noise:.1%})")
+
+
+def _timing_line(name: str, timing) -> str:
+    return (f"{name}: median {timing.median_ms:.3f} ms (p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, "
+            f"spread {timing.spread:.1%}, {timing.runs} runs after {timing.warmup} warm-up)")
+
+
+def _progress():
+    if not sys.stderr.isatty():
+        return None
+    from edgeprune.cli.optimize_cmd import _progress as bars
+
+    return bars()

@@ -1,0 +1,151 @@
+"""The layers latency is modelled on: every Conv, Gemm and weighted MatMul of a model, as plain shapes.
+
+A `LayerSpec` is enough to rebuild the layer alone (the profiler measures it so) and to price it on a roofline;
+its ``key`` names the shape, so a table measured for it is found again in a profile. Kept channel counts under
+a plan come from the channel analysis: one matrix product of tracked positions with the keep mask.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from edgeprune.analysis.groups import ChannelAnalysis
+from edgeprune.graph.model import ModelGraph
+
+MODELLED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One weighted layer at full size. ``cin`` counts input positions the layer reduces over (channels for a
+    conv, features for a gemm); ``attributes`` are the node's own, copied when the layer is rebuilt alone."""
+
+    node: str
+    op: str
+    batch: int
+    cin: int
+    cout: int
+    in_hw: tuple[int, ...]
+    out_hw: tuple[int, ...]
+    kernel: tuple[int, ...]
+    group: int
+    attributes: tuple[tuple[str, object], ...]
+    in_tensor: str
+    out_tensor: str
+    in_prunable: bool
+    out_prunable: bool
+    has_bias: bool = True
+
+    @property
+    def depthwise(self) -> bool:
+        return self.group > 1 and self.group == self.cin == self.cout
+
+    @property
+    def key(self) -> str:
+        attrs = ",".join(f"{k}={v}" for k, v in self.attributes)
+        hw = "x".join(map(str, self.in_hw))
+        return f"{self.op}|b{self.batch}|in{self.cin}@{hw}|out{self.cout}|{attrs}"
+
+    def macs(self, cin: float, cout: float) -> float:
+        """MACs at the given kept counts (a depthwise layer keeps one count: its groups follow it)."""
+        per_out = math.prod(self.kernel) * math.prod(self.out_hw) * self.batch
+        if self.depthwise:
+            return cout * per_out
+        return cout * (cin / self.group) * per_out
+
+    def activation_elements(self, cin: float, cout: float) -> float:
+        return self.batch * (cin * math.prod(self.in_hw) + cout * math.prod(self.out_hw))
+
+    def weight_elements(self, cin: float, cout: float) -> float:
+        per = math.prod(self.kernel)
+        return (cout * per if self.depthwise else cout * (cin / self.group) * per) + (cout if self.has_bias else 0)
+
+
+def model_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LayerSpec, ...]:
+    """Every Conv/Gemm/MatMul with a constant weight and a known input shape, in graph order."""
+    initializers = {t.name: t for t in model.proto.graph.initializer}
+    prunable = np.zeros(len(analysis.class_group), dtype=bool)
+    for group in analysis.prunable_groups:
+        prunable[analysis.members(group.id)] = True
+    layers = []
+    for node in model.proto.graph.node:
+        if node.op_type not in MODELLED_OPS or len(node.input) < 2 or node.input[1] not in initializers:
+            continue
+        weight = initializers[node.input[1]]
+        in_shape = model.shapes.get(node.input[0], ())
+        out_shape = model.shapes.get(node.output[0], ())
+        if not _static(in_shape[1:]) or not _static(out_shape[1:]):
+            continue
+        spec = _spec(node, tuple(weight.dims), in_shape, out_shape, len(node.input) > 2 and bool(node.input[2]))
+        if spec is None:
+            continue
+        flags = [bool(prunable[ch.classes].any()) if ch is not None else False
+                 for ch in (analysis.tensors.get(spec.in_tensor), analysis.tensors.get(spec.out_tensor))]
+        layers.append(_replace_flags(spec, *flags))
+    return tuple(layers)
+
+
+def _spec(node, weight: tuple[int, ...], in_shape, out_shape, has_bias: bool) -> LayerSpec | None:
+    batch = in_shape[0] if isinstance(in_shape[0], int) and in_shape[0] > 0 else 1
+    attrs = tuple(sorted((a.name, _plain(helper.get_attribute_value(a))) for a in node.attribute))
+    if node.op_type == "Conv":
+        if len(weight) != 4 or len(in_shape) != 4:
+            return None
+        group = dict(attrs).get("group", 1)
+        return LayerSpec(node.name, "Conv", batch, int(in_shape[1]), int(out_shape[1]), tuple(in_shape[2:]),
+                         tuple(out_shape[2:]), tuple(weight[2:]), int(group), attrs, node.input[0], node.output[0],
+                         False, False, has_bias)
+    if len(in_shape) != 2 or len(weight) != 2:
+        return None  # batched MatMuls (attention) are left to the whole-model factor
+    trans_b = dict(attrs).get("transB", 0) if node.op_type == "Gemm" else 0
+    if node.op_type == "Gemm" and dict(attrs).get("transA", 0):
+        return None
+    features, outputs = (weight[1], weight[0]) if trans_b else (weight[0], weight[1])
+    return LayerSpec(node.name, node.op_type, batch, int(features), int(outputs), (), (), (), 1, attrs,
+                     node.input[0], node.output[0], False, False, has_bias and node.op_type == "Gemm")
+
+
+def _replace_flags(spec: LayerSpec, in_prunable: bool, out_prunable: bool) -> LayerSpec:
+    from dataclasses import replace
+
+    return replace(spec, in_prunable=in_prunable, out_prunable=out_prunable)
+
+
+def _static(dims) -> bool:
+    return all(isinstance(d, int) and d > 0 for d in dims)
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, bytes):
+        return value.decode()
+    if hasattr(value, "dims"):  # a tensor attribute: keep it small and printable
+        return tuple(numpy_helper.to_array(value).ravel().tolist())
+    return value
+
+
+class KeptCounts:
+    """Kept input and output counts of every layer under a keep mask (one bool per channel class)."""
+
+    def __init__(self, layers: tuple[LayerSpec, ...], analysis: ChannelAnalysis) -> None:
+        n = len(analysis.class_group)
+        self._rows = np.zeros((2 * len(layers), n), dtype=np.float64)
+        full = []
+        for i, layer in enumerate(layers):
+            for j, (tensor, width) in enumerate(((layer.in_tensor, layer.cin), (layer.out_tensor, layer.cout))):
+                channels = analysis.tensors.get(tensor)
+                if channels is not None and len(channels.classes) == width:
+                    self._rows[2 * i + j] = np.bincount(channels.classes, minlength=n)
+                    full.append(0.0)
+                else:
+                    full.append(float(width))  # untracked: always whole
+        self._fixed = np.array(full, dtype=np.float64)
+
+    def counts(self, keep: np.ndarray) -> np.ndarray:
+        """Array (layers, 2) of kept (cin, cout)."""
+        return (self._rows @ keep.astype(np.float64) + self._fixed).reshape(-1, 2)

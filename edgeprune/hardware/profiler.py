@@ -1,0 +1,167 @@
+"""Measuring a device, on the device: per-layer latency tables of a model's layers at channel counts sampled on
+the device's alignment step, the whole model, and (without a model) the roofline figures themselves.
+
+Each distinct layer shape is measured once, alone, with the device's execution provider. The result is a new
+`DeviceProfile`: the device's own figures plus the tables, stamped with the fingerprint they were taken under.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from edgeprune.errors import InputError
+from edgeprune.graph.model import MAX_IR_VERSION
+from edgeprune.hardware.fingerprint import cpu_name, fingerprint
+from edgeprune.hardware.layers import LayerSpec, model_layers
+from edgeprune.hardware.profile import DeviceProfile, LayerTable, ModelMeasurement, Roofline
+from edgeprune.hardware.single_layer import layer_model, sample_counts
+from edgeprune.hardware.timing import Runner, measure
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """``points``: counts sampled per channel axis; ``seconds_per_point``: timing time per measured point."""
+
+    points: int = 5
+    warmup: int = 3
+    seconds_per_point: float = 0.15
+    threads: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.points < 1 or self.seconds_per_point <= 0 or self.warmup < 0:
+            raise InputError("--points must be >= 1 and the time per point positive")
+
+
+def check_provider(device: DeviceProfile) -> None:
+    """The device's provider must work here: tables taken with another provider would describe another device."""
+    from edgeprune.runtime import provider_works
+
+    name = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+    if device.provider != "cpu" and not provider_works(name[device.provider]):
+        raise InputError(
+            f"the device {device.name} runs on the {device.provider} execution provider, which does not work on this "
+            "machine: run `edgeprune profile` on the device itself (or use --device host here)"
+        )
+
+
+def profile_model(device: DeviceProfile, model_path: str | Path, settings: ProfileSettings = ProfileSettings(),
+                  progress: Progress | None = None) -> DeviceProfile:
+    """The device's profile plus tables for every layer shape of the model and the whole model's latency."""
+    from edgeprune.analysis import analyze
+    from edgeprune.graph import load_model
+    from edgeprune.hardware.latency import LatencyModel
+
+    check_provider(device)
+    model = load_model(model_path)
+    analysis = analyze(model)
+    threads = settings.threads if settings.threads is not None else device.threads
+    unique = {layer.key: layer for layer in model_layers(model, analysis)}
+    stamp = fingerprint(device.provider, threads)
+    device = _keep_compatible(device, stamp)
+    tables = dict(device.layers)
+    for done, layer in enumerate(unique.values()):
+        if progress:
+            progress("layers", done, len(unique))
+        tables[layer.key] = measure_layer(layer, _steps(layer, analysis, device.alignment), device, settings, threads)
+    if progress:
+        progress("layers", len(unique), len(unique))
+    runner = Runner(model.proto.SerializeToString(), provider=device.provider, threads=threads or None)
+    whole = measure(runner, warmup=max(settings.warmup, 5), repeats=_repeats(runner, settings.seconds_per_point * 10))
+    stamped = replace(device, layers=MappingProxyType(tables), fingerprint=MappingProxyType(stamp))
+    layer_sum = LatencyModel(stamped, model, analysis).layer_sum_full
+    models = dict(device.models)
+    models[model.source_sha256] = ModelMeasurement(model.source_sha256, Path(model_path).name, whole.median_ms, layer_sum)
+    logger.info("whole model %.3f ms, sum of its layers %.3f ms", whole.median_ms, layer_sum)
+    return replace(stamped, models=MappingProxyType(models))
+
+
+_SAME_SETUP = ("onnxruntime", "tensorrt", "jetpack", "provider", "threads", "power_mode", "cpu", "gpu")
+
+
+def _keep_compatible(device: DeviceProfile, stamp: dict[str, str]) -> DeviceProfile:
+    """Tables already in the profile are kept only when they were measured under the same setup."""
+    old = device.fingerprint
+    if not device.measured or all(old.get(k, "") == stamp.get(k, "") for k in _SAME_SETUP):
+        return device
+    logger.warning("the profile's tables were measured under another setup; they are dropped and measured again")
+    return replace(device, layers=MappingProxyType({}), models=MappingProxyType({}))
+
+
+def measure_layer(layer: LayerSpec, steps: tuple[int, int], device: DeviceProfile, settings: ProfileSettings,
+                  threads: int) -> LayerTable:
+    cin_counts = sample_counts(layer.cin, steps[0], settings.points, layer.in_prunable)
+    cout_counts = sample_counts(layer.cout, steps[1], settings.points, layer.out_prunable)
+    if layer.depthwise:
+        counts = sample_counts(layer.cout, steps[1], settings.points, layer.out_prunable or layer.in_prunable)
+        ms = tuple((_time(layer, c, c, device, settings, threads),) for c in counts)
+        return LayerTable(layer.key, counts, counts, ms, depthwise=True)
+    ms = tuple(tuple(_time(layer, ci, co, device, settings, threads) for co in cout_counts) for ci in cin_counts)
+    return LayerTable(layer.key, cin_counts, cout_counts, ms)
+
+
+def _steps(layer: LayerSpec, analysis, alignment: int) -> tuple[int, int]:
+    """Channel steps of the input and output axes: the alignment, times the positions one channel owns (a
+    flattened input), times the conv's groups (each group keeps an equal share)."""
+    steps = []
+    for tensor, full in ((layer.in_tensor, layer.cin), (layer.out_tensor, layer.cout)):
+        channels = analysis.tensors.get(tensor)
+        unit = full // max(len(np.unique(channels.classes)), 1) if channels is not None else 1
+        group = layer.group if layer.op == "Conv" and not layer.depthwise else 1
+        steps.append(math.lcm(alignment * unit, group))
+    return steps[0], steps[1]
+
+
+def _time(layer: LayerSpec, cin: int, cout: int, device: DeviceProfile, settings: ProfileSettings,
+          threads: int) -> float:
+    runner = Runner(layer_model(layer, cin, cout, settings.seed), provider=device.provider, threads=threads or None)
+    return measure(runner, warmup=settings.warmup, repeats=_repeats(runner, settings.seconds_per_point)).median_ms
+
+
+def _repeats(runner: Runner, seconds: float) -> int:
+    estimate = min(runner.once_ms() for _ in range(2))
+    return int(np.clip(seconds * 1000.0 / max(estimate, 1e-3), 7, 300))
+
+
+def measure_roofline(device: DeviceProfile, settings: ProfileSettings = ProfileSettings()) -> DeviceProfile:
+    """Peak FLOP/s from a large matrix product and bandwidth from a large element-wise add, measured here."""
+    check_provider(device)
+    threads = settings.threads if settings.threads is not None else device.threads
+    n, elements = 1024, 1 << 24
+    gemm = Runner(_op_model("MatMul", [n, n], [n, n]), device.provider, threads or None, settings.seed)
+    add = Runner(_op_model("Add", [elements], [elements]), device.provider, threads or None, settings.seed)
+    gemm_ms = measure(gemm, warmup=2, repeats=15).p10_ms  # a peak: the fast runs, not the ones others slowed
+    add_ms = measure(add, warmup=2, repeats=15).p10_ms
+    flops = 2.0 * n ** 3 / (gemm_ms / 1000.0)
+    bandwidth = 3 * 4 * elements / (add_ms / 1000.0)
+    roof = device.roofline
+    peaks = {p: v * flops / roof.peak_flops[device.precision] for p, v in roof.peak_flops.items()}
+    measured = Roofline(
+        peak_flops=MappingProxyType(peaks), memory_bandwidth=bandwidth, efficiency=roof.efficiency,
+        layer_overhead_us=roof.layer_overhead_us,
+        sources=(f"measured by `edgeprune profile` on {cpu_name()}: {n}x{n}x{n} MatMul for FLOP/s, "
+                 f"{elements}-element Add for bandwidth ({device.provider} provider, threads={threads or 'default'})",),
+        notes=f"{device.precision} peak and bandwidth measured; other precisions keep the ratios of the {device.name} profile",
+    )
+    return replace(device, roofline=measured, fingerprint=MappingProxyType(fingerprint(device.provider, threads)))
+
+
+def _op_model(op: str, a: list[int], b: list[int]) -> bytes:
+    node = helper.make_node(op, ["a", "b"], ["y"])
+    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info("a", TensorProto.FLOAT, a),
+                                                   helper.make_tensor_value_info("b", TensorProto.FLOAT, b)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * len(a))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=MAX_IR_VERSION)
+    return model.SerializeToString()

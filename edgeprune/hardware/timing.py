@@ -1,0 +1,137 @@
+"""Measuring latency honestly: warm-up, repeated runs, the median and the spread, and an interleaved A/B
+comparison (A and B alternate, so a slow minute on a shared machine slows both alike and the ratio holds)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeprune.errors import EdgepruneError, InputError
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Milliseconds per run: median, the 10th and 90th percentiles, and the relative spread: the interquartile
+    range over the median (robust to the odd run a busy machine slows ten-fold)."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+    warmup: int
+    iqr_ms: float = 0.0
+
+    @property
+    def spread(self) -> float:
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
+
+    @classmethod
+    def of(cls, samples_ms: list[float], warmup: int) -> "Timing":
+        values = np.asarray(samples_ms, dtype=np.float64)
+        p10, p25, median, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
+        return cls(float(median), float(p10), float(p90), len(values), warmup, float(p75 - p25))
+
+    def to_dict(self) -> dict:
+        return {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms, "iqr_ms": self.iqr_ms,
+                "spread": self.spread, "runs": self.runs, "warmup": self.warmup}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A against B, interleaved. ``ratio`` = median(A) / median(B) (above 1: B is faster). ``noise`` is the
+    relative half-width of a 95% interval of that ratio, from the spread (MAD) of the per-round log-ratios:
+    a difference smaller than it is not a finding."""
+
+    a: Timing
+    b: Timing
+    ratio: float
+    noise: float
+    rounds: int
+
+    def to_dict(self) -> dict:
+        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "ratio": self.ratio, "noise": self.noise,
+                "rounds": self.rounds}
+
+
+class Runner:
+    """One ONNX Runtime session with fixed random inputs, ready to be timed."""
+
+    def __init__(self, model_bytes: bytes, provider: str = "cpu", threads: int | None = None, seed: int = 0) -> None:
+        from edgeprune.runtime import create_session
+
+        try:
+            self.session = create_session(model_bytes, provider=provider, threads=threads)
+        except EdgepruneError:
+            raise
+        except Exception as exc:  # onnxruntime's own error types: an invalid or unsupported model
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"ONNX Runtime cannot load the model ({first[:300]})") from None
+        self.providers = tuple(self.session.get_providers())
+        rng = np.random.default_rng(seed)
+        self.feeds = {i.name: _random_input(i, rng) for i in self.session.get_inputs()}
+
+    def once_ms(self) -> float:
+        start = time.perf_counter()
+        self.session.run(None, self.feeds)
+        return (time.perf_counter() - start) * 1000.0
+
+
+def load_bytes(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"model not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path} ({exc.strerror or exc})") from None
+
+
+def measure(runner: Runner, warmup: int = 5, repeats: int = 30) -> Timing:
+    _check_counts(warmup, repeats)
+    for _ in range(warmup):
+        runner.once_ms()
+    return Timing.of([runner.once_ms() for _ in range(repeats)], warmup)
+
+
+def compare(a: Runner, b: Runner, warmup: int = 5, rounds: int = 30) -> Comparison:
+    """Alternate A and B (the order flips every round so neither always runs on a warm cache)."""
+    _check_counts(warmup, rounds)
+    for _ in range(warmup):
+        a.once_ms()
+        b.once_ms()
+    times_a, times_b = [], []
+    for round_ in range(rounds):
+        if round_ % 2:
+            times_b.append(b.once_ms())
+            times_a.append(a.once_ms())
+        else:
+            times_a.append(a.once_ms())
+            times_b.append(b.once_ms())
+    logs = np.log(np.asarray(times_a) / np.asarray(times_b))
+    sigma = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
+    noise = float(np.expm1(1.96 * 1.2533 * sigma / np.sqrt(rounds)))  # standard error of a median
+    ta, tb = Timing.of(times_a, warmup), Timing.of(times_b, warmup)
+    return Comparison(ta, tb, ta.median_ms / tb.median_ms, noise, rounds)
+
+
+def _check_counts(warmup: int, repeats: int) -> None:
+    if warmup < 0 or repeats < 1:
+        raise InputError(f"warm-up must be >= 0 and repeats >= 1, got {warmup} and {repeats}")
+
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
+           "tensor(bool)": np.bool_}
+
+
+def _random_input(arg, rng: np.random.Generator) -> np.ndarray:
+    """Symbolic dims become 1 (a batch of one image: the edge case)."""
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
+    dtype = _DTYPES.get(arg.type)
+    if dtype is None:
+        raise InputError(f"cannot make a benchmark input of type {arg.type} for '{arg.name}'")
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    return np.zeros(shape, dtype=dtype)
