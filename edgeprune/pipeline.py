@@ -44,6 +44,8 @@ class OptimizeConfig:
     provider: str = "auto"
     tolerance: float = 1e-4
     max_acc_drop: float | None = None
+    device: str | None = None  # a device profile (name, alias or .toml): latency predicted there; default host
+    latency_rounds: int = 20  # interleaved host runs of the original and the pruned model (0: do not measure)
     preprocessing: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -81,7 +83,8 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     if not analysis.prunable_groups:
         raise InputError(f"{config.model} has no prunable channel group; `edgeprune inspect` says why each is frozen")
     costs = PlanCostModel(model, analysis)
-    selector = Selector(analysis, costs, config.budget)
+    latency = _latency_model(config, model, analysis)
+    selector = Selector(analysis, costs, config.budget, latency)
     selector.check_reachable({g.id: _flat(g.channels) for g in analysis.prunable_groups})
     clock.lap("load")
     calibration = load_calibration(config.calib, model, limit=config.limit, seed=config.seed, **config.preprocessing)
@@ -95,6 +98,8 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     if outcome.refit is not None:
         rebuilt = compare(model, final, held_out, batch_size=config.batch_size, provider=config.provider)
     clock.lap("evaluate")
+    latency_report = _latency_report(config, latency, model, final, analysis, plan)
+    clock.lap("latency")
     report = Report(
         settings=config.to_dict(),
         model={"path": str(config.model), "sha256": model.source_sha256, "normalisation": list(model.notes),
@@ -109,6 +114,7 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
         reconstruction=outcome.refit.to_dict() if outcome.refit else None,
         scoring=outcome.scoring,
         timings=timings,
+        latency=latency_report,
     )
     _guard_accuracy(config, rebuilt or plain)
     return _write(config.out, final, plan, report)
@@ -156,6 +162,25 @@ def prune_to_budget(model, analysis, selector: Selector, fit, held_out, config: 
                                    seed=config.seed)
         clock.lap("reconstruct")
     return PruneOutcome(plan, pruned, final, proof, scores, scoring, refit)
+
+
+def _latency_model(config: OptimizeConfig, model, analysis):
+    """The target device's latency model (this machine's profile when no device is named)."""
+    from edgeprune.hardware import LatencyModel, resolve_device
+
+    return LatencyModel(resolve_device(config.device or "host"), model, analysis)
+
+
+def _latency_report(config: OptimizeConfig, latency, model, final, analysis, plan: PruningPlan) -> dict:
+    """Predicted latency on the target and, interleaved on this machine, measured latency before and after."""
+    from edgeprune.hardware.validation import latency_section, measure_on_host
+
+    host = None
+    if config.latency_rounds > 0:
+        provider = "cpu" if config.provider == "auto" and latency.profile.provider == "cpu" else config.provider
+        host = measure_on_host(model.proto.SerializeToString(), final.proto.SerializeToString(), provider=provider,
+                               rounds=config.latency_rounds)
+    return latency_section(latency, analysis.keep_mask(plan.kept), host)
 
 
 def _batch_size(model, requested: int) -> int:

@@ -23,6 +23,7 @@ class Report:
     reconstruction: Mapping[str, object] | None
     scoring: Mapping[str, object]
     timings: Mapping[str, float]
+    latency: Mapping[str, object] | None = None  # predicted on the target device and measured on this machine
     environment: Mapping[str, str] = field(default_factory=lambda: environment())
 
     def to_dict(self) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -20,12 +21,16 @@ from edgeprune.selection.strategies import STRATEGIES
 @calibration_options
 @click.option("--target-flops", help="FLOPs (MACs) to keep: a fraction (0.2) or a reduction (5x).")
 @click.option("--target-params", help="Parameters to keep: a fraction (0.5) or a reduction (2x).")
+@click.option("--target-latency", help="Predicted latency on --device at most this: 5ms, 500us.")
+@click.option("--target-speedup", help="Predicted speed-up on --device at least this: 2x.")
+@click.option("--device", help="Target device: a name or alias (`edgeprune devices`) or a profile .toml [default: host].")
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="mi", show_default=True,
               help="mi: global ranking by the criterion; uniform: the same ratio in every layer.")
 @click.option("--criterion", default="aura-mi", show_default=True,
               help="aura-mi, aura-mi-label, entropy, hist-mi, l1, activation, random.")
 @click.option("--floor", type=float, default=0.25, show_default=True, help="Keep at least this fraction of every group.")
-@click.option("--align", "alignment", type=int, default=1, show_default=True, help="Kept channel counts are multiples of this.")
+@click.option("--align", "alignment", type=int,
+              help="Kept channel counts are multiples of this [default: the --device's alignment, else 1].")
 @click.option("--reconstruct/--no-reconstruct", default=True, show_default=True,
               help="Refit the layers after pruned channels by least squares on calibration activations.")
 @click.option("--held-out", type=float, default=0.2, show_default=True,
@@ -36,21 +41,27 @@ from edgeprune.selection.strategies import STRATEGIES
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for model.pruned.onnx, plan.json, report.json.")
 def optimize_command(model, calib, preprocessing, limit, target_flops, target_params, strategy, criterion, floor,
-                     alignment, reconstruct, held_out, max_acc_drop, batch_size, seed, provider, out) -> None:
+                     alignment, reconstruct, held_out, max_acc_drop, batch_size, seed, provider, out, target_latency,
+                     target_speedup, device) -> None:
     """Prune MODEL to a budget, with calibration data, and prove and report the result."""
     from edgeprune.pipeline import OptimizeConfig, optimize
+    from edgeprune.cli.hardware_cmd import alignment_for
     from edgeprune.selection import Budget, parse_fraction
+    from edgeprune.selection.budget import parse_latency, parse_speedup
 
     budget = Budget(
         macs=parse_fraction(target_flops, "--target-flops") if target_flops is not None else None,
         params=parse_fraction(target_params, "--target-params") if target_params is not None else None,
-        floor=floor, alignment=alignment,
+        floor=floor, alignment=alignment_for(alignment, device, target_latency or target_speedup),
+        latency_ms=parse_latency(target_latency) if target_latency is not None else None,
+        speedup=parse_speedup(target_speedup) if target_speedup is not None else None,
     )
     if Path(out).resolve() == Path(model).resolve():
         raise InputError("--out is the input model; give a folder")
     config = OptimizeConfig(model=model, calib=calib, out=out, budget=budget, strategy=strategy, criterion=criterion,
                             reconstruct=reconstruct, held_out=held_out, limit=limit, batch_size=batch_size, seed=seed,
                             provider=provider, max_acc_drop=max_acc_drop, preprocessing=preprocessing)
+    config = dataclasses.replace(config, device=device)
     result = optimize(config, progress=_progress())
     click.echo(render.optimize_text(result))
 

@@ -78,4 +78,8 @@ def optimize_text(result) -> str:
                  f"{final['output_error']:.4f} (without reconstruction {_pct(plain.get('agreement'))}, "
                  f"{plain['output_error']:.4f})")
     lines.append(f"  proof     pruned == masked original within {report.verification['max_rel']:.1e} (relative)")
+    if getattr(report, "latency", None):
+        from edgeprune.cli.render_latency import latency_lines
+
+        lines.extend(latency_lines(report.latency))
     return "\n".join(lines)
