@@ -17,6 +17,7 @@ from edgeprune.evaluate import compare
 from edgeprune.graph import load_model
 from edgeprune.report import Report
 from edgeprune.selection import STRATEGIES, Budget, SelectionContext, Selector, strategy
+from edgeprune.semiotic.settings import SemioticSettings
 from edgeprune.surgery import PruningPlan, apply_plan, verify
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class OptimizeConfig:
     device: str | None = None  # a device profile (name, alias or .toml): latency predicted there; default host
     latency_rounds: int = 20  # interleaved host runs of the original and the pruned model (0: do not measure)
     preprocessing: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    semiotic: SemioticSettings = field(default_factory=SemioticSettings)  # the semiotic strategy's settings
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

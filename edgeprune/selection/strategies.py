@@ -45,6 +45,7 @@ Strategy = Callable[[SelectionContext], "Kept"]
 STRATEGIES: dict[str, str] = {
     "mi": "edgeprune.selection.ranker:ranked_strategy",
     "uniform": "edgeprune.selection.ranker:uniform_strategy",
+    "semiotic": "edgeprune.semiotic.strategy:semiotic_strategy",
 }
 
 

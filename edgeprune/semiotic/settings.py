@@ -1,0 +1,29 @@
+"""Settings of the `semiotic` selection strategy: one typed value carried by `OptimizeConfig.semiotic`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeprune.errors import InputError
+
+
+@dataclass(frozen=True)
+class SemioticSettings:
+    """``images``: the fixed calibration subset every candidate plan is measured on (drawn with the run's seed).
+    ``chunk``: the share of a group's channels one greedy step removes (at least the group's alignment step).
+    ``per_mac``: rank candidates by curve change per MAC removed instead of by curve change alone.
+    ``levels``: grey levels of the entropy (None: 8, fewer for maps of 4x4 or less).
+    """
+
+    images: int = 64
+    chunk: float = 0.125
+    per_mac: bool = False
+    levels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.images < 1:
+            raise InputError(f"--semiotic-images must be at least 1, got {self.images}")
+        if not 0.0 < self.chunk <= 1.0:
+            raise InputError(f"the semiotic chunk must be a fraction in (0, 1], got {self.chunk}")
+        if self.levels is not None and not 2 <= self.levels <= 256:
+            raise InputError(f"the semiotic levels must be between 2 and 256, got {self.levels}")

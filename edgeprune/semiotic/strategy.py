@@ -1,0 +1,110 @@
+"""`--strategy semiotic` (ALGORITHMS.md section 4): prune where the superization curve changes least.
+
+Greedy: from the full model, every step tries removing one chunk from each prunable group in turn (the
+group's lowest-scored kept channels, by the run's criterion), re-measures the superization curve of each
+candidate on a fixed calibration subset, and keeps the candidate whose curve is closest to the original
+model's (`curve_distance`: the mean absolute change of H_0 and of every Delta H_l); it stops as soon as
+the selector says the plan meets the budget. Plans are measured through one mask-input ONNX Runtime
+session of the original model (`MaskedEvaluator`), never by rebuilding the model. A layer's saliency map is
+the mean of the channels its pruned version still has. Ties go to the earlier group, so runs repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from edgeprune.selection.counts import step, top_channels, valid_count
+from edgeprune.selection.selector import Kept
+from edgeprune.semiotic.curve import CurveAccumulator, SuperizationCurve, curve_distance
+from edgeprune.semiotic.layers import saliency_layers
+from edgeprune.semiotic.settings import SemioticSettings
+
+logger = logging.getLogger(__name__)
+
+
+class CurveMeter:
+    """The superization curve of any plan, measured on fixed batches through the mask-input session."""
+
+    def __init__(self, model, analysis, batches, levels: int | None = None, provider: str = "auto") -> None:
+        from edgeprune.search.evaluator import MaskedEvaluator
+
+        self.analysis, self.levels = analysis, levels
+        self.layers = saliency_layers(model, analysis)
+        self.evaluator = MaskedEvaluator(model, analysis, batches, [layer.tensor for layer in self.layers], provider)
+        self.evaluations = 0
+
+    def curve(self, kept: Mapping[str, tuple[int, ...]]) -> SuperizationCurve:
+        keep = self.analysis.keep_mask(kept)
+        positions = {layer.tensor: self.analysis.kept_positions(layer.tensor, keep) for layer in self.layers}
+        accumulator = CurveAccumulator(self.layers, self.levels)
+        for values in self.evaluator.evaluate(kept):
+            accumulator.update(values, positions)
+        self.evaluations += 1
+        return accumulator.curve("mean")
+
+
+def semiotic_strategy(context) -> Kept:
+    """The registered strategy: settings from ``context.config.semiotic`` (defaults without one)."""
+    config = context.config
+    settings = getattr(config, "semiotic", None) or SemioticSettings()
+    seed = getattr(config, "seed", 0)
+    batch_size = getattr(config, "batch_size", 64)
+    subset = context.fit.take(min(settings.images, context.fit.count), seed=seed)
+    batches = [batch.inputs for batch in subset.batches(batch_size)]
+    meter = CurveMeter(context.model, context.analysis, batches, settings.levels, getattr(config, "provider", "auto"))
+    return select_semiotic(context.selector, context.scores, meter, settings, context.progress)
+
+
+def select_semiotic(selector, scores: Mapping[str, np.ndarray], meter: CurveMeter, settings: SemioticSettings,
+                    progress=None) -> Kept:
+    """Greedy chunk removal, least curve change first, until ``selector.meets``."""
+    selector.check_reachable(scores)
+    groups = selector.analysis.prunable_groups
+    kept: Kept = {g.id: tuple(range(g.channels)) for g in groups}
+    reference = meter.curve({})
+    steps, total = 0, _estimate_steps(selector, settings)
+    while not selector.meets(kept):
+        best = None
+        macs_now = selector.fractions(kept)[0]
+        for order, group in enumerate(groups):
+            count = _next_count(group, len(kept[group.id]), selector, settings)
+            if count is None:
+                continue
+            plan = {**kept, group.id: top_channels(group, scores[group.id], count)}
+            change = curve_distance(meter.curve(plan), reference)
+            if settings.per_mac:
+                change /= max(macs_now - selector.fractions(plan)[0], 1e-12)
+            key = (round(change, 9), order)
+            if best is None or key < best[0]:
+                best = (key, plan, group.id)
+        if best is None:  # every group at its floor; check_reachable has ruled this out
+            break
+        kept = best[1]
+        steps += 1
+        logger.debug("semiotic step %d: %s -> %d channels (curve change %.4f)", steps, best[2],
+                     len(kept[best[2]]), best[0][0])
+        if progress:
+            progress("semiotic", min(steps, total - 1), total)
+    if progress:
+        progress("semiotic", total, total)
+    logger.info("semiotic selection: %d steps, %d curve measurements", steps, meter.evaluations)
+    return kept
+
+
+def _next_count(group, current: int, selector, settings: SemioticSettings) -> int | None:
+    """The group's kept count after one more chunk, or None when it is at its floor."""
+    budget = selector.budget
+    chunk = max(step(group, budget.alignment), math.ceil(settings.chunk * group.channels))
+    count = valid_count(group, current - chunk, budget.floor, budget.alignment)
+    if count >= current:
+        count = valid_count(group, current - step(group, budget.alignment), budget.floor, budget.alignment)
+    return count if count < current else None
+
+
+def _estimate_steps(selector, settings: SemioticSettings) -> int:
+    """A rough step count for a progress bar: the chunks between the full model and the floor."""
+    return max(2, sum(math.ceil((1 - selector.budget.floor) / settings.chunk) for _ in selector.analysis.prunable_groups))
