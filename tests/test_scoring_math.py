@@ -14,6 +14,7 @@ from edgeprune.scoring import (
     aura_mi_importance,
     cross_aura_counts,
     default_levels,
+    default_stride,
     entropy_bin_codes,
     histogram_joint_counts,
     label_joint_counts,
@@ -66,12 +67,16 @@ def ref_aura(codes, dead, levels):
     return out
 
 
-def ref_pairs(cx, dx, cy, dy, levels, radius):
+def ref_pairs(cx, dx, cy, dy, levels, radius, stride=1):
+    """Brute force; with ``stride``, only the sites s whose row and column are anchors (stride // 2 + k stride,
+    or 0 when the map is narrower than that) count."""
     n, nx, h, w = cx.shape
     ny = cy.shape[1]
     out = np.zeros((nx, ny, levels, levels), dtype=np.int64)
+    first = lambda size: min(stride // 2, size - 1)  # noqa: E731
     for k, i, j, y, x in np.ndindex(n, nx, ny, h, w):
-        if not (dx[k, i] or dy[k, j]):
+        anchor = (y - first(h)) % stride == 0 and y >= first(h) and (x - first(w)) % stride == 0 and x >= first(w)
+        if anchor and not (dx[k, i] or dy[k, j]):
             for yy, xx in window(y, x, h, w, radius):
                 out[i, j, cx[k, i, y, x], cy[k, j, yy, xx]] += 1
     return out
@@ -188,6 +193,24 @@ def test_cross_and_histogram_counts_match_loop(shape, backend):
     mi = mutual_information(cross)
     np.testing.assert_allclose(mi, [[ref_mi(cross[i, j]) for j in range(2)] for i in range(shape[1])], atol=1e-12)
     np.testing.assert_allclose(aura_mi_importance(cross), mi.sum(axis=1))
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 8), (2, 2, 3, 5), (1, 2, 1, 4)])
+def test_strided_counts_match_loop_on_anchor_sites(shape, stride):
+    cx, dx = quantize_maps(random_maps(shape, 11), G)
+    cy, dy = quantize_maps(random_maps((shape[0], 2) + shape[2:], 12, dead=((0, 1),)), G)
+    cross = cross_aura_counts(cx, cy, G, dx, dy, stride=stride, max_elements=64)
+    np.testing.assert_array_equal(cross, ref_pairs(cx, dx, cy, dy, G, radius=1, stride=stride))
+    hist = histogram_joint_counts(cx, cy, G, dx, dy, stride=stride)
+    np.testing.assert_array_equal(hist, ref_pairs(cx, dx, cy, dy, G, radius=0, stride=stride))
+
+
+def test_default_stride_keeps_enough_anchors():
+    assert (default_stride(28, 28), default_stride(14, 14), default_stride(7, 7), default_stride(1, 1)) == (3, 2, 1, 1)
+    assert default_stride(224, 224) == 3
+    with pytest.raises(ValueError, match="stride"):
+        cross_aura_counts(np.zeros((1, 1, 3, 3), np.uint8), np.zeros((1, 1, 3, 3), np.uint8), G, stride=0)
 
 
 def test_mutual_information_limits():

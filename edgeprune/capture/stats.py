@@ -48,11 +48,13 @@ def capture_stats(
     provider: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     measures: frozenset[str] = frozenset({"aura_mi"}),
+    stride: int | None = None,
 ) -> ActivationStats:
     """Run the model once over ``calibration`` and stream every capture point's maps into its accumulator.
 
     Entropy, dead maps and moments are always measured; ``measures`` adds the costlier pair statistics
     a criterion reads: ``aura_mi`` and ``hist_mi`` (with the consumer's maps), ``label_mi`` (with labels).
+    ``stride`` samples the sites of the pair statistics (None: ``default_stride`` per layer; 1: every site).
     """
     from edgeprune.scoring.accumulate import LayerAccumulator
     from edgeprune.scoring.quantize import default_levels
@@ -76,6 +78,7 @@ def capture_stats(
             n_classes=n_classes,
             cross="aura_mi" in measures,
             histogram="hist_mi" in measures,
+            stride=stride,
         )
     done, inference, statistics = 0, 0.0, 0.0
     for batch in calibration.batches(batch_size):

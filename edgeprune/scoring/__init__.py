@@ -10,6 +10,7 @@ from edgeprune.scoring.aura import aura_counts, aura_entropy, image_aura_entropy
 from edgeprune.scoring.information import (
     aura_mi_importance,
     cross_aura_counts,
+    default_stride,
     entropy_bin_codes,
     histogram_joint_counts,
     label_joint_counts,
@@ -25,6 +26,7 @@ __all__ = [
     "aura_mi_importance",
     "cross_aura_counts",
     "default_levels",
+    "default_stride",
     "entropy_bin_codes",
     "histogram_joint_counts",
     "image_aura_entropy",

@@ -24,6 +24,7 @@ from edgeprune.scoring.aura import aura_counts, aura_entropy
 from edgeprune.scoring.information import (
     aura_mi_importance,
     cross_aura_counts,
+    default_stride,
     entropy_bin_codes,
     histogram_joint_counts,
     label_joint_counts,
@@ -39,6 +40,8 @@ class LayerAccumulator:
     ``min_range`` is passed to :func:`quantize_maps` (maps with a smaller spread count as dead).
     ``cross`` and ``histogram`` choose which pair statistics with y are counted (each costs a matrix
     product per batch): a criterion that reads only one of them need not pay for the other.
+    ``stride`` samples the sites s of those pair statistics on a grid of that step (1: every site; None:
+    :func:`default_stride` of the compared maps); the per-channel aura statistics always use every site.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class LayerAccumulator:
         backend: str = "auto",
         cross: bool = True,
         histogram: bool = True,
+        stride: int | None = 1,
     ) -> None:
         if channels < 1:
             raise ValueError(f"channels must be at least 1, got {channels}")
@@ -67,6 +71,7 @@ class LayerAccumulator:
         self.keep_image_entropy = bool(keep_image_entropy)
         self.min_range = float(min_range)
         self.backend = backend
+        self.stride = stride
         g, c = self.levels, self.channels
         self.images = 0
         self.positions = 0  # sites per channel seen so far: sum over images of H*W
@@ -121,10 +126,11 @@ class LayerAccumulator:
             codes, dead = quantize_maps(x_fit, self.levels, min_range=self.min_range)
         codes_y, dead_y = quantize_maps(y_fit, self.levels, min_range=self.min_range)
         args = (codes, codes_y, self.levels, dead, dead_y)
+        stride = self.stride or default_stride(*codes.shape[2:])
         if self.cross is not None:
-            self.cross += cross_aura_counts(*args, backend=self.backend)
+            self.cross += cross_aura_counts(*args, backend=self.backend, stride=stride)
         if self.hist is not None:
-            self.hist += histogram_joint_counts(*args, backend=self.backend)
+            self.hist += histogram_joint_counts(*args, backend=self.backend, stride=stride)
 
     def merge(self, other: LayerAccumulator) -> LayerAccumulator:
         """Add ``other``'s sums (images disjoint from ours) into this accumulator; returns ``self``."""

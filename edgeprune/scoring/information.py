@@ -3,8 +3,9 @@
 ``cross_aura_counts`` gives, for every pair (channel i of X, channel j of Y), the counts
 b[i, j, g, h] of (s, r) with r in the 3x3 window of s (s included, no padding), X_i(s) = g and
 Y_j(r) = h, summed over images (ALGORITHMS.md section 2). All pairs come from one matrix product per
-chunk of images: one-hot X as (rows, Cx*G) times the 3x3 box-sum of one-hot Y as (rows, Cy*G), with
-one row per (image, site). Entries are small integers, so float32 is exact while each chunk's counts
+chunk of images: one-hot X as (rows, Cx*G) times the 3x3 window sums of one-hot Y as (rows, Cy*G), with
+one row per (image, anchor site). The anchors are every site, or a regular grid of them (``stride``):
+at stride 3 the anchors' windows tile the map, so every site of Y is still read, at a ninth of the rows. Entries are small integers, so float32 is exact while each chunk's counts
 stay below 2**24 (each row adds at most 9 to an entry, so a chunk has fewer than 2**24 / 9 rows);
 chunk results are added in int64. Dead maps get all-zero one-hot rows: a pair where either map is dead
 on an image adds nothing. torch does the products when importable; numpy gives the same integers.
@@ -44,16 +45,36 @@ def _one_hot(codes: np.ndarray, levels: int, dead: np.ndarray | None, dtype) -> 
     return np.take(table, codes.transpose(0, 2, 3, 1), axis=0)
 
 
-def _box3(a: np.ndarray) -> np.ndarray:
-    """3x3 box sum over axes 1 and 2 of (N, H, W, ...), out-of-bounds sites counting as nothing."""
-    rows = np.empty_like(a)
-    rows[:, 0] = a[:, 0]
-    np.add(a[:, 1:], a[:, :-1], out=rows[:, 1:])
-    rows[:, :-1] += a[:, 1:]
-    out = np.empty_like(a)
-    out[:, :, 0] = rows[:, :, 0]
-    np.add(rows[:, :, 1:], rows[:, :, :-1], out=out[:, :, 1:])
-    out[:, :, :-1] += rows[:, :, 1:]
+def anchor_rows(size: int, stride: int) -> np.ndarray:
+    """Anchor coordinates along one axis: every ``stride``-th site, starting at the centre of the first window."""
+    return np.arange(min(stride // 2, size - 1), size, stride)
+
+
+def default_stride(h: int, w: int, most: int = 3, least_anchors: int = 49) -> int:
+    """The coarsest anchor stride (at most ``most``) that still leaves ``least_anchors`` anchors per map.
+
+    At stride 3 the 3x3 windows of the anchors tile the map: every site of Y is counted once, and X is
+    read at one site in nine. 28x28 maps get stride 3 (81 anchors), 14x14 stride 2 (49), 7x7 stride 1.
+    """
+    for stride in range(most, 1, -1):
+        if len(anchor_rows(h, stride)) * len(anchor_rows(w, stride)) >= least_anchors:
+            return stride
+    return 1
+
+
+def _window_sums(hot: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Sum of ``hot`` (N, H, W, ...) over the 3x3 window of every anchor (rows x cols, each an evenly
+    spaced run from :func:`anchor_rows`), borders counting nothing: nine strided views, no gather."""
+    n, h, w = hot.shape[:3]
+    padded = np.zeros((n, h + 2, w + 2) + hot.shape[3:], dtype=hot.dtype)
+    padded[:, 1:-1, 1:-1] = hot
+    step_y = int(rows[1] - rows[0]) if len(rows) > 1 else 1
+    step_x = int(cols[1] - cols[0]) if len(cols) > 1 else 1
+    out = np.zeros((n, len(rows), len(cols)) + hot.shape[3:], dtype=hot.dtype)
+    for dy in range(3):
+        ys = slice(int(rows[0]) + dy, int(rows[-1]) + dy + 1, step_y)
+        for dx in range(3):
+            out += padded[:, ys, int(cols[0]) + dx : int(cols[-1]) + dx + 1 : step_x]
     return out
 
 
@@ -77,7 +98,8 @@ def _dead_mask(dead: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | 
     return dead
 
 
-def _pair_counts(codes_x, codes_y, levels, dead_x, dead_y, window: bool, backend: str, max_elements: int):
+def _pair_counts(codes_x, codes_y, levels, dead_x, dead_y, window: bool, backend: str, max_elements: int,
+                 stride: int = 1):
     levels = check_levels(levels)
     codes_x, codes_y = check_codes(codes_x, levels), check_codes(codes_y, levels)
     n, cx, h, w = codes_x.shape
@@ -87,21 +109,28 @@ def _pair_counts(codes_x, codes_y, levels, dead_x, dead_y, window: bool, backend
             f"got shapes {codes_x.shape} and {codes_y.shape}"
         )
     cy = codes_y.shape[1]
+    if stride < 1:
+        raise ValueError(f"stride must be a positive number of sites, got {stride}")
     dead_x, dead_y = _dead_mask(dead_x, (n, cx)), _dead_mask(dead_y, (n, cy))
     torch_mm = _use_torch(backend)
+    rows_at, cols_at = anchor_rows(h, stride), anchor_rows(w, stride)
+    anchors = len(rows_at) * len(cols_at)
     per_row = 9 if window else 1
-    dtype = np.float32 if h * w * per_row < EXACT_F32 else np.float64
+    dtype = np.float32 if anchors * per_row < EXACT_F32 else np.float64
     row_limit = EXACT_F32 // per_row if dtype == np.float32 else 2**52
     row_limit = min(row_limit, max(1, max_elements // ((cx + cy) * levels)))
     step = max(1, row_limit // (h * w))
     total = np.zeros((cx * levels, cy * levels), dtype=np.int64)
     for start in range(0, n, step):
         part = slice(start, min(n, start + step))
-        hot_x = _one_hot(codes_x[part], levels, None if dead_x is None else dead_x[part], dtype)
-        hot_y = _one_hot(codes_y[part], levels, None if dead_y is None else dead_y[part], dtype)
+        at_anchors = codes_x[part][:, :, rows_at][:, :, :, cols_at]
+        hot_x = _one_hot(at_anchors, levels, None if dead_x is None else dead_x[part], dtype)
+        part_dead_y = None if dead_y is None else dead_y[part]
         if window:
-            hot_y = _box3(hot_y)
-        rows = hot_x.shape[0] * h * w
+            hot_y = _window_sums(_one_hot(codes_y[part], levels, part_dead_y, dtype), rows_at, cols_at)
+        else:
+            hot_y = _one_hot(codes_y[part][:, :, rows_at][:, :, :, cols_at], levels, part_dead_y, dtype)
+        rows = hot_x.shape[0] * anchors
         total += _gram(hot_x.reshape(rows, cx * levels), hot_y.reshape(rows, cy * levels), torch_mm)
     return total.reshape(cx, levels, cy, levels).transpose(0, 2, 1, 3).copy()
 
@@ -115,14 +144,17 @@ def cross_aura_counts(
     *,
     backend: str = "auto",
     max_elements: int = 2**24,
+    stride: int = 1,
 ) -> np.ndarray:
     """Cross-aura counts int64 (Cx, Cy, G, G) of X codes (N, Cx, H, W) against Y codes (N, Cy, H, W).
 
     ``dead_x`` (N, Cx) and ``dead_y`` (N, Cy) drop dead maps. ``max_elements`` bounds each one-hot
     block (rows x (Cx + Cy) x G; peak memory about 3 x 4 bytes x max_elements) so memory does not grow
-    with N; ``backend`` is "auto", "torch" or "numpy" and never changes the result.
+    with N; ``backend`` is "auto", "torch" or "numpy" and never changes the result. ``stride`` > 1
+    counts only the sites s on a grid of that step (see :func:`default_stride`): the same estimator on
+    a regular sample of s, about stride**2 times cheaper; 1 counts every site.
     """
-    return _pair_counts(codes_x, codes_y, levels, dead_x, dead_y, True, backend, max_elements)
+    return _pair_counts(codes_x, codes_y, levels, dead_x, dead_y, True, backend, max_elements, stride)
 
 
 def histogram_joint_counts(
@@ -134,12 +166,14 @@ def histogram_joint_counts(
     *,
     backend: str = "auto",
     max_elements: int = 2**24,
+    stride: int = 1,
 ) -> np.ndarray:
     """Plain per-pixel joint histogram (Cx, Cy, G, G): X_i(s) = g and Y_j(s) = h at the same site only.
 
-    The `hist-mi` baseline: the same codes as the aura MI, without its spatial window.
+    The `hist-mi` baseline: the same codes as the aura MI, without its spatial window (``stride`` as
+    in :func:`cross_aura_counts`).
     """
-    return _pair_counts(codes_x, codes_y, levels, dead_x, dead_y, False, backend, max_elements)
+    return _pair_counts(codes_x, codes_y, levels, dead_x, dead_y, False, backend, max_elements, stride)
 
 
 def mutual_information(counts: np.ndarray) -> np.ndarray:
