@@ -16,6 +16,7 @@ from edgeprune.errors import BudgetError, InputError, VerificationError
 from edgeprune.evaluate import compare
 from edgeprune.graph import load_model
 from edgeprune.report import Report
+from edgeprune.search.settings import SearchSettings
 from edgeprune.selection import STRATEGIES, Budget, SelectionContext, Selector, strategy
 from edgeprune.semiotic.settings import SemioticSettings
 from edgeprune.surgery import PruningPlan, apply_plan, verify
@@ -49,6 +50,7 @@ class OptimizeConfig:
     latency_rounds: int = 20  # interleaved host runs of the original and the pruned model (0: do not measure)
     preprocessing: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     semiotic: SemioticSettings = field(default_factory=SemioticSettings)  # the semiotic strategy's settings
+    search: SearchSettings = field(default_factory=SearchSettings)  # the rl strategy's settings
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

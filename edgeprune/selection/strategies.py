@@ -46,6 +46,7 @@ STRATEGIES: dict[str, str] = {
     "mi": "edgeprune.selection.ranker:ranked_strategy",
     "uniform": "edgeprune.selection.ranker:uniform_strategy",
     "semiotic": "edgeprune.semiotic.strategy:semiotic_strategy",
+    "rl": "edgeprune.search.rl:rl_strategy",
 }
 
 

@@ -1,0 +1,58 @@
+"""Rewards of the RL search as pure functions of what the masked model computed (ALGORITHMS.md section 3).
+
+- ``entropy`` (default, label-free, P2): R = -mean over measured layers of (mean spatial aura entropy of the
+  kept maps / the same in the unpruned model). A dead map (constant: no spread, entropy 0) counts at the
+  ceiling entropy log2(G^2), the entropy of pure noise, so losing a map's structure can never look good.
+- ``accuracy`` (AMC): top-1 accuracy on labelled images.
+- ``agreement`` (label-free): the share of images whose top-1 class matches the unpruned model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from edgeprune.scoring.aura import image_aura_entropy
+from edgeprune.scoring.quantize import default_levels, quantize_maps
+
+
+def map_entropies(maps: np.ndarray, levels: int | None = None) -> np.ndarray:
+    """Per image and channel (N, C), the spatial aura entropy in bits of maps (N, C, H, W); dead maps at the ceiling."""
+    levels = levels or default_levels(*maps.shape[2:])
+    codes, dead = quantize_maps(maps, levels)
+    entropy = image_aura_entropy(codes, levels, dead)
+    entropy[dead] = np.log2(levels * levels)
+    return entropy
+
+
+def entropy_ratios(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray],
+                   kept: Sequence[np.ndarray], reference: str = "kept") -> np.ndarray:
+    """Per measured layer: mean entropy of the kept maps (``pruned[i]``: N x kept) over the unpruned model's mean,
+    of the same kept maps (``reference="kept"``) or of all the layer's maps (``"all"``; ``original[i]``: N x C)."""
+    ratios = []
+    for now, before, mask in zip(pruned, original, kept):
+        base = before[:, mask] if reference == "kept" else before
+        ratios.append(float(now.mean()) / max(float(base.mean()), 1e-12))
+    return np.asarray(ratios)
+
+
+def entropy_reward(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray],
+                   kept: Sequence[np.ndarray], reference: str = "kept") -> float:
+    ratios = entropy_ratios(pruned, original, kept, reference)
+    return -float(ratios.mean()) if len(ratios) else 0.0
+
+
+def top1(logits: np.ndarray) -> np.ndarray:
+    """The class of each sample: argmax over axis 1 of a (N, classes, ...) output, flattened per sample."""
+    logits = np.asarray(logits)
+    return logits.reshape(len(logits), logits.shape[1], -1).argmax(axis=1).reshape(len(logits), -1)
+
+
+def accuracy_reward(logits: np.ndarray, labels: np.ndarray) -> float:
+    predicted = top1(logits)
+    return float(np.mean(predicted[:, 0] == np.asarray(labels).reshape(-1)))
+
+
+def agreement_reward(logits: np.ndarray, original: np.ndarray) -> float:
+    return float(np.mean(top1(logits) == top1(original)))
