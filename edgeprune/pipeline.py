@@ -35,6 +35,7 @@ class OptimizeConfig:
     budget: Budget
     strategy: str = "mi"
     criterion: str = "aura-mi"
+    normalisation: str = "mean"  # how the MI ranker puts groups on one scale (selection.ranker.NORMALISATIONS)
     reconstruct: bool = True
     held_out: float = 0.2
     limit: int | None = None
@@ -55,6 +56,10 @@ class OptimizeConfig:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise InputError(f"unknown strategy '{self.strategy}'; choose one of {', '.join(STRATEGIES)}")
+        from edgeprune.selection.ranker import NORMALISATIONS
+
+        if self.normalisation not in NORMALISATIONS:
+            raise InputError(f"unknown --normalise '{self.normalisation}'; choose one of {', '.join(NORMALISATIONS)}")
         if not 0.0 < self.held_out < 1.0:
             raise InputError(f"--held-out must be a fraction in (0, 1), got {self.held_out}")
         if self.batch_size < 1:

@@ -11,7 +11,9 @@ from edgeprune.analysis import ChannelGroup, analyze
 from edgeprune.cost import PlanCostModel
 from edgeprune.errors import BudgetError, InputError
 from edgeprune.graph import load_model
-from edgeprune.selection import Budget, Selector, parse_fraction, select_ranked, select_uniform, top_channels, valid_count
+from edgeprune.selection import (
+    Budget, Selector, normalised, parse_fraction, select_ranked, select_uniform, top_channels, valid_count,
+)
 
 G_LOGGER.severity = G_LOGGER.ERROR
 
@@ -82,6 +84,30 @@ def test_ranker_prunes_low_scores_first(resnet):
     assert len(kept[neglected.id]) == int(np.ceil(0.25 * neglected.channels))  # cut to its floor
     assert 0 in kept[neglected.id]  # its strong channel survives
     assert len(kept[favoured.id]) > len(kept[neglected.id]) * favoured.channels / neglected.channels
+
+
+def test_normalisations_scale_each_group():
+    scores = np.array([4.0, 2.0, 0.0, 2.0])
+    np.testing.assert_allclose(normalised(scores, "mean"), [2.0, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(normalised(scores, "max"), [1.0, 0.5, 0.0, 0.5])
+    np.testing.assert_allclose(normalised(scores, "none"), scores)
+    assert normalised(np.zeros(3), "mean").tolist() == [0.0, 0.0, 0.0]  # a dead group is no division by zero
+    with pytest.raises(InputError, match="unknown normalisation 'median'"):
+        normalised(scores, "median")
+
+
+def test_mean_normalisation_cuts_below_average_channels_first(resnet):
+    """Each group is judged against its own average: the weak half of a spread group (0.1 of a mean of 1.0)
+    goes before any channel of groups whose channels are all about equally useful (0.9 to 1.1)."""
+    analysis, costs = resnet
+    spread = [g for g in analysis.prunable_groups if g.channels == 16][1]
+    scores = {g.id: np.linspace(0.45, 0.55, g.channels) for g in analysis.prunable_groups}
+    scores[spread.id] = np.r_[np.full(8, 1.9), np.full(8, 0.1)]
+    selector = Selector(analysis, costs, Budget(macs=1.0))
+    weak_half_gone = {**{g.id: tuple(range(g.channels)) for g in analysis.prunable_groups}, spread.id: tuple(range(8))}
+    target = selector.fractions(weak_half_gone)[0]
+    kept = select_ranked(Selector(analysis, costs, Budget(macs=target)), scores, "mean")
+    assert kept == weak_half_gone
 
 
 def test_unreachable_budget_names_the_best_reachable(resnet):

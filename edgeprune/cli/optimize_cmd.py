@@ -30,6 +30,9 @@ from edgeprune.selection.strategies import STRATEGIES
 @search_options
 @click.option("--criterion", default="aura-mi", show_default=True,
               help="aura-mi, aura-mi-label, entropy, hist-mi, l1, activation, random.")
+@click.option("--normalise", "normalisation", type=click.Choice(["mean", "max", "none"]), default="mean",
+              show_default=True, help="How the mi strategy puts each group's scores on one scale: by the group's "
+              "mean, by its best channel, or raw.")
 @click.option("--floor", type=float, default=0.25, show_default=True, help="Keep at least this fraction of every group.")
 @click.option("--align", "alignment", type=int,
               help="Kept channel counts are multiples of this [default: the --device's alignment, else 1].")
@@ -42,7 +45,8 @@ from edgeprune.selection.strategies import STRATEGIES
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for model.pruned.onnx, plan.json, report.json.")
-def optimize_command(model, calib, preprocessing, limit, target_flops, target_params, strategy, criterion, floor,
+def optimize_command(model, calib, preprocessing, limit, target_flops, target_params, strategy, criterion,
+                     normalisation, floor,
                      alignment, reconstruct, held_out, max_acc_drop, batch_size, seed, provider, out, target_latency,
                      target_speedup, device, search) -> None:
     """Prune MODEL to a budget, with calibration data, and prove and report the result."""
@@ -61,7 +65,8 @@ def optimize_command(model, calib, preprocessing, limit, target_flops, target_pa
     if Path(out).resolve() == Path(model).resolve():
         raise InputError("--out is the input model; give a folder")
     config = OptimizeConfig(model=model, calib=calib, out=out, budget=budget, strategy=strategy, criterion=criterion,
-                            reconstruct=reconstruct, held_out=held_out, limit=limit, batch_size=batch_size, seed=seed,
+                            normalisation=normalisation, reconstruct=reconstruct, held_out=held_out, limit=limit,
+                            batch_size=batch_size, seed=seed,
                             provider=provider, max_acc_drop=max_acc_drop, preprocessing=preprocessing, search=search)
     config = dataclasses.replace(config, device=device)
     result = optimize(config, progress=_progress())
