@@ -106,10 +106,12 @@ def measure_layer(layer: LayerSpec, steps: tuple[int, int], device: DeviceProfil
     cout_counts = sample_counts(layer.cout, steps[1], settings.points, layer.out_prunable)
     if layer.depthwise:
         counts = sample_counts(layer.cout, steps[1], settings.points, layer.out_prunable or layer.in_prunable)
-        ms = tuple((_time(layer, c, c, device, settings, threads),) for c in counts)
-        return LayerTable(layer.key, counts, counts, ms, depthwise=True)
-    ms = tuple(tuple(_time(layer, ci, co, device, settings, threads) for co in cout_counts) for ci in cin_counts)
-    return LayerTable(layer.key, cin_counts, cout_counts, ms)
+        ms = _time_round_robin(layer, [(c, c) for c in counts], device, settings, threads)
+        return LayerTable(layer.key, counts, counts, tuple((v,) for v in ms), depthwise=True)
+    points = [(ci, co) for ci in cin_counts for co in cout_counts]
+    ms = _time_round_robin(layer, points, device, settings, threads)
+    width = len(cout_counts)
+    return LayerTable(layer.key, cin_counts, cout_counts, tuple(tuple(ms[i:i + width]) for i in range(0, len(ms), width)))
 
 
 def _steps(layer: LayerSpec, analysis, alignment: int) -> tuple[int, int]:
@@ -124,10 +126,23 @@ def _steps(layer: LayerSpec, analysis, alignment: int) -> tuple[int, int]:
     return steps[0], steps[1]
 
 
-def _time(layer: LayerSpec, cin: int, cout: int, device: DeviceProfile, settings: ProfileSettings,
-          threads: int) -> float:
-    runner = Runner(layer_model(layer, cin, cout, settings.seed), provider=device.provider, threads=threads or None)
-    return measure(runner, warmup=settings.warmup, repeats=_repeats(runner, settings.seconds_per_point)).median_ms
+def _time_round_robin(layer: LayerSpec, points: list[tuple[int, int]], device: DeviceProfile,
+                      settings: ProfileSettings, threads: int) -> list[float]:
+    """Median ms at every point, timed in rounds that run each point once: a machine that slows down for a
+    while slows every point alike, so the table's shape (what the latency model interpolates) holds."""
+    runners = [Runner(layer_model(layer, ci, co, settings.seed), provider=device.provider, threads=threads or None)
+               for ci, co in points]
+    for runner in runners:
+        for _ in range(settings.warmup):
+            runner.once_ms()
+    one_round = sum(min(r.once_ms() for _ in range(2)) for r in runners)
+    rounds = int(np.clip(settings.seconds_per_point * len(points) * 1000.0 / max(one_round, 1e-3), 7, 300))
+    times: list[list[float]] = [[] for _ in runners]
+    for round_ in range(rounds):
+        order = range(len(runners)) if round_ % 2 == 0 else reversed(range(len(runners)))
+        for i in order:
+            times[i].append(runners[i].once_ms())
+    return [float(np.median(t)) for t in times]
 
 
 def _repeats(runner: Runner, seconds: float) -> int:
