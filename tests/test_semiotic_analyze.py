@@ -89,7 +89,7 @@ def test_bad_inputs_give_one_line_exit_2_and_write_nothing(capsys, model, calib,
     assert a_file.read_text() == "x"
 
 
-def _torch_pair(folder: Path, seed: int, other_seed: int | None = None) -> tuple[Path, Path]:
+def _torch_pair(folder: Path, seed: int, other_seed: int | None = None, other_head: bool = False) -> tuple[Path, Path]:
     """A small CNN as ONNX and as TorchScript (optionally with other weights, to be caught)."""
     torch = pytest.importorskip("torch")
     from torch import nn
@@ -106,6 +106,9 @@ def _torch_pair(folder: Path, seed: int, other_seed: int | None = None) -> tuple
     torch.onnx.export(net, (x,), str(onnx_path), input_names=["x"], output_names=["logits"], dynamo=False,
                       dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}})
     script_path = folder / "net.pt"
+    if other_head:
+        with torch.no_grad():
+            net[-1].bias += 1.0
     torch.jit.trace(build(other_seed) if other_seed is not None else net, x).save(str(script_path))
     return onnx_path, script_path
 
@@ -124,7 +127,24 @@ def test_grad_cam_from_a_torchscript_model(capsys, calib, tmp_path):
 def test_grad_cam_refuses_a_torch_model_that_is_not_the_onnx_model(capsys, calib, tmp_path):
     onnx_path, script_path = _torch_pair(tmp_path, seed=0, other_seed=1)
     code, _, err = analyze(capsys, onnx_path, calib, tmp_path / "run", "--torch-model", script_path)
+    assert code == 2 and "has no convolution with the weights of an ONNX Conv" in err
+    onnx_path, script_path = _torch_pair(tmp_path, seed=0, other_head=True)  # same convs, another head
+    code, _, err = analyze(capsys, onnx_path, calib, tmp_path / "run", "--torch-model", script_path)
     assert code == 2 and "does not compute what the ONNX model computes" in err
     code, _, err = analyze(capsys, onnx_path, calib, tmp_path / "run", "--torch-model", onnx_path)
     assert code == 2 and "not a TorchScript model" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_grad_cam_pairs_convs_by_their_weights_not_their_order():
+    from edgeprune.errors import InputError
+    from edgeprune.semiotic.gradcam import match_convs
+
+    rng = np.random.default_rng(0)
+    onnx_weights = [rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((4, 4, 3, 3)), rng.standard_normal((4, 4, 3, 3))]
+    torch_weights = [onnx_weights[0], onnx_weights[2] + 1e-7, onnx_weights[1]]
+    assert match_convs(torch_weights, onnx_weights, Path("m.pt")) == [0, 2, 1]
+    with pytest.raises(InputError, match="no convolution with the weights"):
+        match_convs([onnx_weights[0], onnx_weights[1], onnx_weights[1] * 2], onnx_weights, Path("m.pt"))
+    with pytest.raises(InputError, match="runs 2 convolutions"):
+        match_convs(torch_weights[:2], onnx_weights, Path("m.pt"))

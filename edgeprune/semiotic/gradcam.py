@@ -9,9 +9,9 @@ run then gives the logits and every conv map A^k with autograd attached, and
 
 with y_top the logit of the model's own top class (no labels needed). Limits: only convolutions on the
 graph's top level are seen (one inside a scripted loop or branch is not); the model must take one input;
-the torch model's convs, in the order they run, are named after the ONNX model's Conv nodes in topological
-order, so both must have the same convs in the same order (checked by count), and the two must compute the
-same outputs (checked on the first batch).
+each ONNX Conv (the layers, in topological order) is paired with the torch conv of the same (BatchNorm-
+folded) weights, so both must hold the same convs (checked: count and weights; the order is used only when
+the weights are not constants), and the two must compute the same outputs (checked on the first batch).
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def load_torchscript(path: Path):
         raise InputError(f"{path} is not a TorchScript model torch.jit.load can read ({str(exc).splitlines()[0]}); "
                          "save one with torch.jit.script(model).save(path) or torch.jit.trace") from None
     graph = module.graph.copy()
-    convs = [node.output() for node in graph.nodes() if node.kind() in _CONV_KINDS]
+    nodes = [node for node in graph.nodes() if node.kind() in _CONV_KINDS]
+    convs = [node.output() for node in nodes]
+    weights = [_constant(node.inputsAt(1)) for node in nodes]
     if not convs:
         raise InputError(f"{path} has no convolution on its graph's top level for Grad-CAM")
     returned = list(graph.outputs())
@@ -65,7 +67,15 @@ def load_torchscript(path: Path):
         result = function(module._c, x) if takes_self else function(x)
         return result[0], list(result[1:])
 
-    return forward, len(convs)
+    return forward, weights
+
+
+def _constant(value) -> np.ndarray | None:
+    """A conv's weight when freezing made it a constant (it does for every parameter), else None."""
+    if value.node().kind() != "prim::Constant":
+        return None
+    tensor = value.toIValue()
+    return tensor.detach().numpy() if hasattr(tensor, "detach") else None
 
 
 def gradcam_maps(logits, maps) -> list[np.ndarray]:
@@ -89,6 +99,41 @@ def onnx_conv_names(model: ModelGraph) -> list[str]:
     return [node.name for node in model.proto.graph.node if node.op_type == "Conv"]
 
 
+def onnx_conv_weights(model: ModelGraph) -> list[np.ndarray | None]:
+    from onnx import numpy_helper
+
+    initializers = {t.name: t for t in model.proto.graph.initializer}
+    return [numpy_helper.to_array(initializers[node.input[1]]) if node.input[1] in initializers else None
+            for node in model.proto.graph.node if node.op_type == "Conv"]
+
+
+def match_convs(torch_weights, onnx_weights, path: Path) -> list[int]:
+    """For each ONNX conv (topological order), the torch conv with the same weights.
+
+    Both exports fold BatchNorm into the conv, so the weights agree to float rounding; matching on them
+    (not on the order) is what pairs a shortcut conv correctly when the two graphs order a block differently.
+    Without weights to compare, the order is used.
+    """
+    if len(torch_weights) != len(onnx_weights):
+        raise InputError(f"{path} runs {len(torch_weights)} convolutions and the ONNX model has {len(onnx_weights)}; "
+                         "give the TorchScript export of the same model")
+    if any(w is None for w in torch_weights) or any(w is None for w in onnx_weights):
+        logger.warning("conv weights are not constants: Grad-CAM layers are matched by order")
+        return list(range(len(onnx_weights)))
+    order, free = [], set(range(len(torch_weights)))
+    for weight in onnx_weights:
+        scale = max(float(np.abs(weight).max()), 1e-12)
+        gaps = {j: float(np.abs(torch_weights[j] - weight).max()) / scale
+                for j in free if torch_weights[j].shape == weight.shape}
+        best = min(gaps, key=lambda j: (gaps[j], j), default=None)
+        if best is None or gaps[best] > AGREEMENT:
+            raise InputError(f"{path} has no convolution with the weights of an ONNX Conv of shape {weight.shape}; "
+                             "give the TorchScript export of the same model")
+        order.append(best)
+        free.remove(best)
+    return order
+
+
 def measure_gradcam_curve(model: ModelGraph, calibration, torch_model: Path, *, levels: int | None = None,
                           batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> SuperizationCurve:
     """The curve of Grad-CAM maps, one layer per conv of the ONNX model (names from it, maps from torch)."""
@@ -96,11 +141,9 @@ def measure_gradcam_curve(model: ModelGraph, calibration, torch_model: Path, *, 
 
     if len(model.input_names) != 1:
         raise InputError("--torch-model works for models with one input only")
-    forward, count = load_torchscript(torch_model)
+    forward, torch_weights = load_torchscript(torch_model)
     names = onnx_conv_names(model)
-    if count != len(names):
-        raise InputError(f"{torch_model} runs {count} convolutions and {model.source_path or 'the ONNX model'} "
-                         f"has {len(names)}; give the TorchScript export of the same model")
+    order = match_convs(torch_weights, onnx_conv_weights(model), torch_model)
     layers = [SaliencyLayer(name, name, (), 0) for name in names]
     accumulator = CurveAccumulator(layers, levels)
     session = create_session(model.serialized(), "cpu")
@@ -113,7 +156,7 @@ def measure_gradcam_curve(model: ModelGraph, calibration, torch_model: Path, *, 
                 _check_agreement(session, batch.inputs, logits.detach().numpy(), torch_model)
                 checked = True
             cams = gradcam_maps(logits, maps)
-        accumulator.update({name: cam for name, cam in zip(names, cams)})
+        accumulator.update({name: cams[order[i]] for i, name in enumerate(names)})
         done += len(batch)
         if progress:
             progress(done, calibration.count)
