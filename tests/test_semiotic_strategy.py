@@ -103,3 +103,24 @@ def test_optimize_with_the_semiotic_strategy_from_the_command_line(capsys, calib
         assert report["cost_after"]["macs"] <= 0.6 * report["cost_before"]["macs"]
         assert report["verification"]["passed"] and report["settings"]["semiotic"]["images"] == 64
     assert plans[0]["strategy"] == "semiotic" and plans[0]["kept"] == plans[1]["kept"]
+
+
+def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, calib_path, tmp_path):
+    path = write_model(two_group_model(), tmp_path / "two.onnx")
+    base = ["optimize", path, "--calib", calib_path, "--target-flops", "0.6", "--strategy", "semiotic",
+            "--provider", "cpu", "--criterion", "l1"]
+    for extra, expected in ((["--semiotic-images", "5", "--semiotic-chunk", "0.3", "--semiotic-per-mac"], 0),
+                            (["--semiotic-images", "0"], 2), (["--semiotic-chunk", "1.5"], 2)):
+        out = tmp_path / f"run{len(extra)}{extra[-1]}"
+        try:
+            main([str(a) for a in base + ["--out", out] + extra])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        err = capsys.readouterr().err
+        assert code == expected, err
+        if expected:
+            assert err.startswith("edgeprune: error: ") and err.count("\n") == 1 and not out.exists()
+        else:
+            settings = json.loads((out / "report.json").read_text())["settings"]["semiotic"]
+            assert settings == {"images": 5, "chunk": 0.3, "per_mac": True, "levels": None}

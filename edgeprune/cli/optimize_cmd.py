@@ -12,6 +12,7 @@ import click
 from edgeprune.cli import render
 from edgeprune.cli.options import calibration_options, config_option
 from edgeprune.cli.search_options import search_options
+from edgeprune.cli.semiotic_options import semiotic_options
 from edgeprune.errors import InputError
 from edgeprune.selection.strategies import STRATEGIES
 
@@ -26,8 +27,10 @@ from edgeprune.selection.strategies import STRATEGIES
 @click.option("--target-speedup", help="Predicted speed-up on --device at least this: 2x.")
 @click.option("--device", help="Target device: a name or alias (`edgeprune devices`) or a profile .toml [default: host].")
 @click.option("--strategy", type=click.Choice(sorted(STRATEGIES)), default="mi", show_default=True,
-              help="mi: global ranking by the criterion; uniform: the same ratio in every layer; rl: the RL agent.")
+              help="mi: global ranking by the criterion; uniform: the same ratio in every layer; rl: the RL agent; "
+              "semiotic: greedy, where the superization curve changes least.")
 @search_options
+@semiotic_options
 @click.option("--criterion", default="aura-mi", show_default=True,
               help="aura-mi, aura-mi-label, entropy, hist-mi, l1, activation, random.")
 @click.option("--normalise", "normalisation", type=click.Choice(["mean", "max", "none"]), default="mean",
@@ -48,7 +51,7 @@ from edgeprune.selection.strategies import STRATEGIES
 def optimize_command(model, calib, preprocessing, limit, target_flops, target_params, strategy, criterion,
                      normalisation, floor,
                      alignment, reconstruct, held_out, max_acc_drop, batch_size, seed, provider, out, target_latency,
-                     target_speedup, device, search) -> None:
+                     target_speedup, device, search, semiotic) -> None:
     """Prune MODEL to a budget, with calibration data, and prove and report the result."""
     from edgeprune.pipeline import OptimizeConfig, optimize
     from edgeprune.cli.hardware_cmd import alignment_for
@@ -67,7 +70,8 @@ def optimize_command(model, calib, preprocessing, limit, target_flops, target_pa
     config = OptimizeConfig(model=model, calib=calib, out=out, budget=budget, strategy=strategy, criterion=criterion,
                             normalisation=normalisation, reconstruct=reconstruct, held_out=held_out, limit=limit,
                             batch_size=batch_size, seed=seed,
-                            provider=provider, max_acc_drop=max_acc_drop, preprocessing=preprocessing, search=search)
+                            provider=provider, max_acc_drop=max_acc_drop, preprocessing=preprocessing, search=search,
+                            semiotic=semiotic)
     config = dataclasses.replace(config, device=device)
     result = optimize(config, progress=_progress())
     click.echo(render.optimize_text(result))
