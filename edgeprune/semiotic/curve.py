@@ -23,23 +23,26 @@ from edgeprune.semiotic.layers import SaliencyLayer
 
 def saliency_maps(activations: np.ndarray, positions: np.ndarray | None = None,
                   weights: np.ndarray | None = None) -> np.ndarray:
-    """(N, 1, H, W) maps: the (weighted) mean over the channels of ``activations`` (N, C, H, W).
+    """(N, 1, H, W) float64 maps: the (weighted) mean over the channels of ``activations`` (N, C, H, W).
 
     ``positions`` (bool per channel) keeps only those channels: what the pruned layer still has. Weights
-    that are all zero on the kept channels fall back to the plain mean.
+    that are all zero on the kept channels fall back to the plain mean. The sum runs as one matrix product
+    in the activations' own precision (float32 from ONNX Runtime), without copying the kept channels out.
     """
-    maps = np.asarray(activations, dtype=np.float64)
+    maps = np.asarray(activations)
     if maps.ndim != 4:
         raise ValueError(f"expected activations of shape (N, C, H, W), got {maps.shape}")
-    if positions is not None:
-        maps = maps[:, np.asarray(positions, dtype=bool)]
-        weights = None if weights is None else np.asarray(weights, dtype=np.float64)[np.asarray(positions, dtype=bool)]
-    if maps.shape[1] == 0:
+    kept = np.ones(maps.shape[1], dtype=bool) if positions is None else np.asarray(positions, dtype=bool)
+    if not kept.any():
         raise ValueError("a saliency map needs at least one channel")
-    if weights is not None and float(np.sum(weights)) > 0:
-        w = np.asarray(weights, dtype=np.float64)
-        return np.tensordot(maps, w / w.sum(), axes=([1], [0]))[:, None]
-    return maps.mean(axis=1, keepdims=True)
+    w = kept.astype(np.float64)
+    if weights is not None and float(np.sum(np.asarray(weights, dtype=np.float64)[kept])) > 0:
+        w = np.where(kept, np.asarray(weights, dtype=np.float64), 0.0)
+    w /= w.sum()
+    dtype = maps.dtype if maps.dtype in (np.float32, np.float64) else np.float64
+    n, c, h, width = maps.shape
+    flat = maps.astype(dtype, copy=False).reshape(n, c, h * width)
+    return np.matmul(w.astype(dtype)[None, None, :], flat).reshape(n, 1, h, width).astype(np.float64)
 
 
 def map_entropy(maps: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
