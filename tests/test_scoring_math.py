@@ -334,3 +334,19 @@ def test_pair_statistics_can_be_skipped_without_changing_the_others():
     np.testing.assert_array_equal(cross_only.aura_mi(), full.aura_mi())
     np.testing.assert_array_equal(hist_only.hist_mi(), full.hist_mi())
     np.testing.assert_array_equal(cross_only.aura_entropy(), full.aura_entropy())
+
+
+def test_aura_matrices_can_be_skipped_unless_label_mi_needs_them():
+    rng = np.random.default_rng(6)
+    x, y = np.maximum(rng.standard_normal((3, 4, 6, 6)), 0), rng.standard_normal((3, 5, 6, 6))
+    x[1, 2] = 0.0
+    full = LayerAccumulator(4, 4, next_channels=5)
+    lean = LayerAccumulator(4, 4, next_channels=5, entropy=False)
+    for acc in (full, lean):
+        acc.update(x, y)
+    assert lean.aura is None and lean.aura_entropy() is None and lean.mean_image_entropy() is None
+    np.testing.assert_array_equal(lean.aura_mi(), full.aura_mi())
+    np.testing.assert_array_equal(lean.dead_fraction(), full.dead_fraction())
+    with_labels = LayerAccumulator(4, 4, n_classes=3, entropy=False)
+    with_labels.update(x, labels=np.array([0, 1, 2]))
+    np.testing.assert_array_equal(with_labels.aura, full.aura)

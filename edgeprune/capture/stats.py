@@ -52,8 +52,9 @@ def capture_stats(
 ) -> ActivationStats:
     """Run the model once over ``calibration`` and stream every capture point's maps into its accumulator.
 
-    Entropy, dead maps and moments are always measured; ``measures`` adds the costlier pair statistics
-    a criterion reads: ``aura_mi`` and ``hist_mi`` (with the consumer's maps), ``label_mi`` (with labels).
+    Dead maps and moments are always measured; ``measures`` adds what else a criterion reads: ``entropy``
+    (each channel's aura matrices), ``aura_mi`` and ``hist_mi`` (pair statistics with the consumer's maps),
+    ``label_mi`` (with labels; it implies the aura matrices).
     ``stride`` samples the sites of the pair statistics (None: ``default_stride`` per layer; 1: every site).
     """
     from edgeprune.scoring.accumulate import LayerAccumulator
@@ -77,6 +78,7 @@ def capture_stats(
             next_channels=int(next_shape[1]) if next_shape else None,
             n_classes=n_classes,
             cross="aura_mi" in measures,
+            entropy="entropy" in measures,
             histogram="hist_mi" in measures,
             stride=stride,
         )
@@ -119,14 +121,16 @@ def _check_finite(values: np.ndarray, name: str) -> None:
 
 def _finalise(acc) -> Mapping[str, np.ndarray]:
     ceiling = 2.0 * np.log2(max(acc.levels, 2))  # the entropy of a uniform G x G aura matrix
+    entropy = acc.aura_entropy()
     values = {
-        "aura_entropy": acc.aura_entropy(),
-        "relative_entropy": acc.aura_entropy() / ceiling,
+        "aura_entropy": entropy,
+        "relative_entropy": None if entropy is None else entropy / ceiling,
         "mean_image_entropy": acc.mean_image_entropy(),
         "dead_fraction": acc.dead_fraction(),
         "mean_activation": acc.mean_activation(),
         "mean_abs_activation": acc.mean_abs_activation(),
     }
+    values = {name: value for name, value in values.items() if value is not None}  # absent: not measured
     for name, result in (("aura_mi", acc.aura_mi), ("hist_mi", acc.hist_mi), ("label_mi", acc.label_mi)):
         value = result()
         if value is not None:

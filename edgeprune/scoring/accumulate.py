@@ -42,6 +42,8 @@ class LayerAccumulator:
     product per batch): a criterion that reads only one of them need not pay for the other.
     ``stride`` samples the sites s of those pair statistics on a grid of that step (1: every site; None:
     :func:`default_stride` of the compared maps); the per-channel aura statistics always use every site.
+    ``entropy`` False skips the per-channel aura matrices (their entropies are then None, "not measured")
+    for criteria that do not read them; label MI needs them, so ``n_classes`` turns them back on.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class LayerAccumulator:
         cross: bool = True,
         histogram: bool = True,
         stride: int | None = 1,
+        entropy: bool = True,
     ) -> None:
         if channels < 1:
             raise ValueError(f"channels must be at least 1, got {channels}")
@@ -75,7 +78,7 @@ class LayerAccumulator:
         g, c = self.levels, self.channels
         self.images = 0
         self.positions = 0  # sites per channel seen so far: sum over images of H*W
-        self.aura = np.zeros((c, g, g), dtype=np.int64)
+        self.aura = np.zeros((c, g, g), dtype=np.int64) if entropy or n_classes is not None else None
         self.dead = np.zeros(c, dtype=np.int64)
         self.entropy_sum = np.zeros(c, dtype=np.float64)
         self.sum_x = np.zeros(c, dtype=np.float64)
@@ -99,13 +102,15 @@ class LayerAccumulator:
             raise ValueError("labels were given but the accumulator was built without n_classes")
         n, _, h, w = x.shape
         codes, dead = quantize_maps(x, self.levels, min_range=self.min_range)
-        per_image = aura_counts(codes, self.levels, dead)
-        entropy = aura_entropy(per_image)
-        self.aura += per_image.sum(axis=0)
         self.dead += dead.sum(axis=0)
-        self.entropy_sum += entropy.sum(axis=0)
-        if self.keep_image_entropy:
-            self._image_entropy.append(entropy)
+        entropy = None
+        if self.aura is not None:
+            per_image = aura_counts(codes, self.levels, dead)
+            entropy = aura_entropy(per_image)
+            self.aura += per_image.sum(axis=0)
+            self.entropy_sum += entropy.sum(axis=0)
+            if self.keep_image_entropy:
+                self._image_entropy.append(entropy)
         flat = x.reshape(n, self.channels, h * w).astype(np.float64, copy=False)
         self.sum_x += flat.sum(axis=(0, 2))
         self.sum_abs += np.abs(flat).sum(axis=(0, 2))
@@ -157,15 +162,15 @@ class LayerAccumulator:
         if self.images == 0:
             raise ValueError("no images accumulated yet: call update() first")
 
-    def aura_entropy(self) -> np.ndarray:
-        """(C,) spatial aura entropy of each channel's aura matrix summed over all images."""
+    def aura_entropy(self) -> np.ndarray | None:
+        """(C,) spatial aura entropy of each channel's aura matrix summed over all images, or None."""
         self._need_images()
-        return aura_entropy(self.aura)
+        return None if self.aura is None else aura_entropy(self.aura)
 
-    def mean_image_entropy(self) -> np.ndarray:
-        """(C,) mean over images of the per-image aura entropy (dead maps count as 0)."""
+    def mean_image_entropy(self) -> np.ndarray | None:
+        """(C,) mean over images of the per-image aura entropy (dead maps count as 0), or None."""
         self._need_images()
-        return self.entropy_sum / self.images
+        return None if self.aura is None else self.entropy_sum / self.images
 
     def image_entropy(self) -> np.ndarray:
         """(N, C) per-image aura entropies in update order; needs ``keep_image_entropy``."""

@@ -31,7 +31,7 @@ def aura_mi_label(context: ScoringContext, group) -> np.ndarray | None:
     return _weighted(context, group, "label_mi")
 
 
-@register_scorer("entropy")
+@register_scorer("entropy", measures=frozenset({"entropy"}))
 def entropy(context: ScoringContext, group) -> np.ndarray | None:
     """Structured (low spatial entropy) maps are kept; noisy ones go first, dead ones before them.
 

@@ -43,7 +43,7 @@ MEASURES: dict[str, frozenset[str] | None] = {}  # per criterion: the statistics
 
 
 def register_scorer(name: str, *, measures: frozenset[str] | None = frozenset()) -> Callable[[Scorer], Scorer]:
-    """``measures``: the pair statistics the criterion reads besides entropy and moments (see
+    """``measures``: the statistics the criterion reads besides dead maps and moments (see
     `capture_stats`); None for a criterion that needs no activations at all."""
 
     def register(function: Scorer) -> Scorer:
