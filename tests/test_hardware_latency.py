@@ -59,14 +59,23 @@ def test_layers_are_found_with_their_prunable_sides(small):
 
 def test_tables_are_exact_at_their_points_and_linear_between(small):
     model, analysis = small
-    latency = LatencyModel(profile_with(model, analysis, layers=MappingProxyType(tables_for(model, analysis))),
-                           model, analysis)
+    latency = LatencyModel(profile_with(model, analysis, layers=MappingProxyType(tables_for(model, analysis)),
+                                        alignment=1), model, analysis)
     assert latency.table_coverage == 1.0 and latency.factor == 1.0
     for count in (8, 16, 24, 32):
         expected = (1.0 + 0.1 * count) + (0.5 + 0.05 * count)
         assert latency.predict(keep_first(analysis, count)) == pytest.approx(expected)
     halfway = (latency.predict(keep_first(analysis, 16)) + latency.predict(keep_first(analysis, 24))) / 2
     assert latency.predict(keep_first(analysis, 20)) == pytest.approx(halfway)
+
+
+def test_unaligned_counts_cost_what_the_padded_count_costs(small):
+    model, analysis = small
+    latency = LatencyModel(profile_with(model, analysis, layers=MappingProxyType(tables_for(model, analysis))),
+                           model, analysis)
+    assert latency.profile.alignment == 8
+    assert latency.predict(keep_first(analysis, 17)) == pytest.approx(latency.predict(keep_first(analysis, 24)))
+    assert latency.breakdown(keep_first(analysis, 17))[0].cout == 17  # the report shows the real count
 
 
 def test_noisy_tables_are_made_monotone(small):

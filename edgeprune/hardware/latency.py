@@ -82,6 +82,8 @@ class LatencyModel:
         self._roofline = Roofline(profile)
         self._tables = [_Table(profile.layers[l.key]) if l.key in profile.layers else None for l in self.layers]
         self._n_classes = len(analysis.class_group)
+        self._full_counts = np.array([[l.cin, l.cout] for l in self.layers], dtype=np.float64).reshape(-1, 2)
+        self._is_conv = np.array([l.op == "Conv" for l in self.layers], dtype=bool)
         self.layer_sum_full = float(self._raw(np.ones(self._n_classes, dtype=bool)).sum())
         self.factor, self.factor_source = self._factor(model.source_sha256)
 
@@ -106,7 +108,7 @@ class LatencyModel:
         )
 
     def _raw(self, keep: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
-        counts = self._counts.counts(keep) if counts is None else counts
+        counts = self._padded(self._counts.counts(keep) if counts is None else counts)
         out = np.empty(len(self.layers))
         roof = self._roofline.ms
         for i, (layer, table, (cin, cout)) in enumerate(zip(self.layers, self._tables, counts)):
@@ -119,6 +121,16 @@ class LatencyModel:
                 value *= roof(layer, cin, cout) / roof(layer, *edge)
             out[i] = value
         return out
+
+    def _padded(self, counts: np.ndarray) -> np.ndarray:
+        """Conv channel counts rounded up to the device's alignment (never past the layer's own size): fast
+        kernels pad channels to their block (NCHWc on CPUs, tensor-core tiles), so 61 channels cost what 64 do.
+        Rounding up keeps the prediction monotone."""
+        step = self.profile.alignment
+        if step <= 1:
+            return counts
+        padded = np.minimum(np.ceil(counts / step - 1e-9) * step, self._full_counts)
+        return np.where(self._is_conv[:, None], np.maximum(padded, counts), counts)
 
     def _factor(self, sha256: str) -> tuple[float, str]:
         """The measured whole model over the sum of its layers: this model's when profiled, else the median of

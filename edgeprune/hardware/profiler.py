@@ -28,6 +28,7 @@ from edgeprune.hardware.timing import Runner, measure
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
+QUANTILE = 20  # tables and the whole model: the 20th percentile of the runs, the same statistic for both
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,12 @@ def profile_model(device: DeviceProfile, model_path: str | Path, settings: Profi
         progress("layers", len(unique), len(unique))
     runner = Runner(model.proto.SerializeToString(), provider=device.provider, threads=threads or None)
     whole = measure(runner, warmup=max(settings.warmup, 5), repeats=_repeats(runner, settings.seconds_per_point * 10))
+    whole_ms = float(np.percentile(whole.samples_ms, QUANTILE)) if whole.samples_ms else whole.median_ms
     stamped = replace(device, layers=MappingProxyType(tables), fingerprint=MappingProxyType(stamp))
     layer_sum = LatencyModel(stamped, model, analysis).layer_sum_full
     models = dict(device.models)
-    models[model.source_sha256] = ModelMeasurement(model.source_sha256, Path(model_path).name, whole.median_ms, layer_sum)
-    logger.info("whole model %.3f ms, sum of its layers %.3f ms", whole.median_ms, layer_sum)
+    models[model.source_sha256] = ModelMeasurement(model.source_sha256, Path(model_path).name, whole_ms, layer_sum)
+    logger.info("whole model %.3f ms, sum of its layers %.3f ms", whole_ms, layer_sum)
     return replace(stamped, models=MappingProxyType(models))
 
 
@@ -128,8 +130,9 @@ def _steps(layer: LayerSpec, analysis, alignment: int) -> tuple[int, int]:
 
 def _time_round_robin(layer: LayerSpec, points: list[tuple[int, int]], device: DeviceProfile,
                       settings: ProfileSettings, threads: int) -> list[float]:
-    """Median ms at every point, timed in rounds that run each point once: a machine that slows down for a
-    while slows every point alike, so the table's shape (what the latency model interpolates) holds."""
+    """ms at every point (the 20th percentile of its runs), timed in rounds that run each point once: a machine
+    that slows down for a while slows every point alike, so the table's shape (what the latency model
+    interpolates) holds; the low percentile keeps the runs that other processes did not interrupt."""
     runners = [Runner(layer_model(layer, ci, co, settings.seed), provider=device.provider, threads=threads or None)
                for ci, co in points]
     for runner in runners:
@@ -142,7 +145,7 @@ def _time_round_robin(layer: LayerSpec, points: list[tuple[int, int]], device: D
         order = range(len(runners)) if round_ % 2 == 0 else reversed(range(len(runners)))
         for i in order:
             times[i].append(runners[i].once_ms())
-    return [float(np.median(t)) for t in times]
+    return [float(np.percentile(t, QUANTILE)) for t in times]
 
 
 def _repeats(runner: Runner, seconds: float) -> int:

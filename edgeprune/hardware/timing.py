@@ -4,7 +4,7 @@ comparison (A and B alternate, so a slow minute on a shared machine slows both a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ class Timing:
     runs: int
     warmup: int
     iqr_ms: float = 0.0
+    samples_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def spread(self) -> float:
@@ -32,7 +33,8 @@ class Timing:
     def of(cls, samples_ms: list[float], warmup: int) -> "Timing":
         values = np.asarray(samples_ms, dtype=np.float64)
         p10, p25, median, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
-        return cls(float(median), float(p10), float(p90), len(values), warmup, float(p75 - p25))
+        return cls(float(median), float(p10), float(p90), len(values), warmup, float(p75 - p25),
+                   tuple(float(v) for v in values))
 
     def to_dict(self) -> dict:
         return {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms, "iqr_ms": self.iqr_ms,
