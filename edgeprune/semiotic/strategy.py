@@ -53,7 +53,10 @@ def semiotic_strategy(context) -> Kept:
     settings = getattr(config, "semiotic", None) or SemioticSettings()
     seed = getattr(config, "seed", 0)
     batch_size = getattr(config, "batch_size", 64)
-    subset = context.fit.take(min(settings.images, context.fit.count), seed=seed)
+    count = min(settings.images, context.fit.count)
+    if _fixed_batch(context.model):  # a fixed batch dimension takes whole batches only
+        count = max(batch_size, count - count % batch_size)
+    subset = context.fit.take(count, seed=seed)
     batches = [batch.inputs for batch in subset.batches(batch_size)]
     meter = CurveMeter(context.model, context.analysis, batches, settings.levels, getattr(config, "provider", "auto"))
     return select_semiotic(context.selector, context.scores, meter, settings, context.progress)
@@ -93,6 +96,11 @@ def select_semiotic(selector, scores: Mapping[str, np.ndarray], meter: CurveMete
         progress("semiotic", total, total)
     logger.info("semiotic selection: %d steps, %d curve measurements", steps, meter.evaluations)
     return kept
+
+
+def _fixed_batch(model) -> bool:
+    dims = {model.shapes[name][0] for name in model.input_names if model.shapes.get(name)}
+    return any(isinstance(d, int) and d > 0 for d in dims)
 
 
 def _next_count(group, current: int, selector, settings: SemioticSettings) -> int | None:
