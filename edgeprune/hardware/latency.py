@@ -7,6 +7,7 @@ selection strategies bisect on them; one prediction takes well under a milliseco
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from dataclasses import dataclass
 
@@ -49,27 +50,42 @@ class Roofline:
 
 class _Table:
     """Bilinear interpolation in a measured grid, monotone by construction; outside the grid the edge value
-    is carried on by the roofline's shape (scaled to meet the table at its edge)."""
+    is carried on by the roofline's shape (scaled to meet the table at its edge). Plain Python floats: the
+    grids are tiny, and numpy's per-call overhead would dominate a prediction."""
 
     def __init__(self, table: LayerTable) -> None:
-        self.cin = np.asarray(table.cin, dtype=np.float64)
-        self.cout = np.asarray(table.cout, dtype=np.float64)
         grid = np.asarray(table.ms, dtype=np.float64)
         grid = np.maximum.accumulate(grid, axis=0)  # noise must not make fewer channels slower
-        self.grid = np.maximum.accumulate(grid, axis=1)
+        self.grid = np.maximum.accumulate(grid, axis=1).tolist()
+        self.cin = [float(c) for c in table.cin]
+        self.cout = [float(c) for c in table.cout]
         self.depthwise = table.depthwise
 
     def clamp(self, cin: float, cout: float) -> tuple[float, float]:
         if self.depthwise:
-            c = float(np.clip(cout, self.cin[0], self.cin[-1]))
+            c = min(max(cout, self.cin[0]), self.cin[-1])
             return c, c
-        return float(np.clip(cin, self.cin[0], self.cin[-1])), float(np.clip(cout, self.cout[0], self.cout[-1]))
+        return min(max(cin, self.cin[0]), self.cin[-1]), min(max(cout, self.cout[0]), self.cout[-1])
 
     def at(self, cin: float, cout: float) -> float:
+        """The interpolated value at a point inside the grid (``clamp`` first)."""
+        g = self.grid
         if self.depthwise:
-            return float(np.interp(cout, self.cin, self.grid[:, 0]))
-        column = np.array([np.interp(cin, self.cin, self.grid[:, j]) for j in range(self.grid.shape[1])])
-        return float(np.interp(cout, self.cout, column))
+            i0, i1, t = _locate(self.cin, cout)
+            return (1 - t) * g[i0][0] + t * g[i1][0]
+        i0, i1, ti = _locate(self.cin, cin)
+        j0, j1, tj = _locate(self.cout, cout)
+        low = (1 - tj) * g[i0][j0] + tj * g[i0][j1]
+        high = (1 - tj) * g[i1][j0] + tj * g[i1][j1]
+        return (1 - ti) * low + ti * high
+
+
+def _locate(axis: list[float], x: float) -> tuple[int, int, float]:
+    """The grid cell around ``x`` and the position inside it, on [0, 1]."""
+    if len(axis) == 1:
+        return 0, 0, 0.0
+    i = min(max(bisect.bisect_right(axis, x) - 1, 0), len(axis) - 2)
+    return i, i + 1, min(max((x - axis[i]) / (axis[i + 1] - axis[i]), 0.0), 1.0)
 
 
 class LatencyModel:
@@ -111,7 +127,7 @@ class LatencyModel:
         counts = self._padded(self._counts.counts(keep) if counts is None else counts)
         out = np.empty(len(self.layers))
         roof = self._roofline.ms
-        for i, (layer, table, (cin, cout)) in enumerate(zip(self.layers, self._tables, counts)):
+        for i, (layer, table, (cin, cout)) in enumerate(zip(self.layers, self._tables, counts.tolist())):
             if table is None:
                 out[i] = roof(layer, cin, cout)
                 continue

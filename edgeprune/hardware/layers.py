@@ -130,22 +130,27 @@ def _plain(value):
 
 
 class KeptCounts:
-    """Kept input and output counts of every layer under a keep mask (one bool per channel class)."""
+    """Kept input and output counts of every layer under a keep mask (one bool per channel class).
+
+    Each tracked side is the list of its positions' classes; a count is how many of those are kept, so one
+    ``bincount`` over all of them prices every layer (a dense matrix product would cost far more)."""
 
     def __init__(self, layers: tuple[LayerSpec, ...], analysis: ChannelAnalysis) -> None:
-        n = len(analysis.class_group)
-        self._rows = np.zeros((2 * len(layers), n), dtype=np.float64)
-        full = []
+        classes, owners, full = [], [], []
         for i, layer in enumerate(layers):
             for j, (tensor, width) in enumerate(((layer.in_tensor, layer.cin), (layer.out_tensor, layer.cout))):
                 channels = analysis.tensors.get(tensor)
                 if channels is not None and len(channels.classes) == width:
-                    self._rows[2 * i + j] = np.bincount(channels.classes, minlength=n)
+                    classes.append(np.asarray(channels.classes, dtype=np.int64))
+                    owners.append(np.full(width, 2 * i + j, dtype=np.int64))
                     full.append(0.0)
                 else:
                     full.append(float(width))  # untracked: always whole
+        self._classes = np.concatenate(classes) if classes else np.zeros(0, dtype=np.int64)
+        self._owners = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
         self._fixed = np.array(full, dtype=np.float64)
 
     def counts(self, keep: np.ndarray) -> np.ndarray:
         """Array (layers, 2) of kept (cin, cout)."""
-        return (self._rows @ keep.astype(np.float64) + self._fixed).reshape(-1, 2)
+        kept = np.bincount(self._owners, weights=keep[self._classes], minlength=len(self._fixed))
+        return (kept + self._fixed).reshape(-1, 2)
