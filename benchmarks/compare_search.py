@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import calibration_set, split_arrays  # noqa: E402
 
 
-def methods(episodes: int, search_images: int):
+def methods(episodes: int, search_images: int, variants: bool = False):
     """(label, strategy, criterion, search settings or None) for every row, registered strategies included."""
     from edgeprune.search.settings import SearchSettings
     from edgeprune.selection import STRATEGIES
@@ -31,6 +31,9 @@ def methods(episodes: int, search_images: int):
     for reward in ("entropy", "accuracy", "agreement"):
         settings = SearchSettings(reward=reward, episodes=episodes, images=search_images)
         rows.append((f"rl, {reward} reward (l1 inside)", "rl", "l1", settings))
+    if variants:
+        settings = SearchSettings(episodes=episodes, images=search_images, entropy_reference="dead")
+        rows.append(("rl, entropy reward, removed maps dead", "rl", "l1", settings))
     for name in STRATEGIES:
         if name not in ("mi", "uniform", "rl"):
             rows.append((f"{name} (aura-mi)", name, "aura-mi", None))
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--search-images", type=int, default=64)
     parser.add_argument("--only", help="comma-separated row labels to run (default: all)")
+    parser.add_argument("--variants", action="store_true", help="also the rl entropy reward with removed maps dead")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write (append) the table to this markdown file")
     args = parser.parse_args(argv)
@@ -86,7 +90,7 @@ def run_model(args, name: str, path: Path) -> str:
         target = parse_fraction(target_text, "--targets")
         budget = Budget(macs=target)
         selector = Selector(analysis, PlanCostModel(model, analysis), budget)
-        for label, strategy, criterion, search in methods(args.episodes, args.search_images):
+        for label, strategy, criterion, search in methods(args.episodes, args.search_images, args.variants):
             if only and label not in only:
                 continue
             extra = {"search": search} if search is not None else {}

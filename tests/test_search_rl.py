@@ -221,3 +221,16 @@ def test_optimize_with_the_rl_strategy_end_to_end(capsys, resnet, calib, tmp_pat
     assert report["settings"]["strategy"] == "rl"
     assert report["settings"]["search"]["episodes"] == 4 and report["settings"]["search"]["agent"]["warmup"] == 2
     assert report["cost_after"]["macs"] <= 0.5 * report["cost_before"]["macs"]
+
+
+def test_removed_maps_count_as_dead_in_the_dead_reference():
+    rng = np.random.default_rng(1)
+    maps = rng.random((2, 4, 8, 8)).astype(np.float32)
+    original = [map_entropies(maps)]
+    mask = np.array([True, True, False, False])
+    kept = [original[0][:, mask]]
+    top = np.log2(64)
+    expected = (kept[0].sum() + 2 * 2 * top) / 8 / original[0].mean()
+    assert entropy_ratios(kept, original, [mask], "dead", [top])[0] == pytest.approx(expected)
+    assert entropy_ratios(original, original, [np.ones(4, bool)], "dead", [top])[0] == pytest.approx(1.0)
+    assert entropy_reward(kept, original, [mask], "dead", [top]) < -1.0

@@ -16,7 +16,7 @@ from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.capture.points import capture_points
 from edgeprune.graph.model import ModelGraph
 from edgeprune.search.evaluator import MaskedEvaluator
-from edgeprune.search.rewards import accuracy_reward, agreement_reward, entropy_reward, map_entropies
+from edgeprune.search.rewards import accuracy_reward, agreement_reward, ceiling, entropy_reward, map_entropies
 
 
 def measured_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[str, ...]:
@@ -44,6 +44,7 @@ class Judge:
         original = self.evaluator.evaluate({})
         self.original_logits = np.concatenate([r[self.output] for r in original])
         self.original_entropy = [np.concatenate([map_entropies(r[name]) for r in original]) for name in self.layers]
+        self.ceilings = [ceiling(original[0][name].shape) for name in self.layers]
 
     def __call__(self, kept: Mapping[str, Sequence[int]]) -> float:
         start = time.perf_counter()
@@ -61,7 +62,7 @@ class Judge:
             masks = [self.analysis.kept_positions(name, keep) for name in self.layers]
             pruned = [np.concatenate([map_entropies(r[name][:, mask]) for r in results])
                       for name, mask in zip(self.layers, masks)]
-            return entropy_reward(pruned, self.original_entropy, masks, self.reference)
+            return entropy_reward(pruned, self.original_entropy, masks, self.reference, self.ceilings)
         logits = np.concatenate([r[self.output] for r in results])
         if self.reward == "accuracy":
             return accuracy_reward(logits, self.labels)

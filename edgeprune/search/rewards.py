@@ -26,21 +26,36 @@ def map_entropies(maps: np.ndarray, levels: int | None = None) -> np.ndarray:
     return entropy
 
 
-def entropy_ratios(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray],
-                   kept: Sequence[np.ndarray], reference: str = "kept") -> np.ndarray:
+def entropy_ratios(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray], kept: Sequence[np.ndarray],
+                   reference: str = "kept", ceilings: Sequence[float] | None = None) -> np.ndarray:
     """Per measured layer: mean entropy of the kept maps (``pruned[i]``: N x kept) over the unpruned model's mean,
-    of the same kept maps (``reference="kept"``) or of all the layer's maps (``"all"``; ``original[i]``: N x C)."""
+    of the same kept maps (``reference="kept"``) or of all the layer's maps (``"all"``; ``original[i]``: N x C).
+
+    ``"dead"``: the pruned model's maps of the whole layer, the removed channels being what they are there
+    (constant zero, so dead, at ``ceilings[i]``), over all the layer's maps in the unpruned model. Unlike the
+    two others, it sees the pruning of a group whose maps no later measured layer reads (the last one)."""
     ratios = []
-    for now, before, mask in zip(pruned, original, kept):
+    for i, (now, before, mask) in enumerate(zip(pruned, original, kept)):
+        if reference == "dead":
+            dropped = float(len(mask) - np.count_nonzero(mask))
+            value = (float(now.sum()) + len(now) * dropped * float(ceilings[i])) / (len(now) * len(mask))
+            ratios.append(value / max(float(before.mean()), 1e-12))
+            continue
         base = before[:, mask] if reference == "kept" else before
         ratios.append(float(now.mean()) / max(float(base.mean()), 1e-12))
     return np.asarray(ratios)
 
 
-def entropy_reward(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray],
-                   kept: Sequence[np.ndarray], reference: str = "kept") -> float:
-    ratios = entropy_ratios(pruned, original, kept, reference)
+def entropy_reward(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray], kept: Sequence[np.ndarray],
+                   reference: str = "kept", ceilings: Sequence[float] | None = None) -> float:
+    ratios = entropy_ratios(pruned, original, kept, reference, ceilings)
     return -float(ratios.mean()) if len(ratios) else 0.0
+
+
+def ceiling(shape: Sequence) -> float:
+    """The entropy of pure noise (a uniform aura matrix) for maps of ``shape`` (..., H, W): log2(G^2)."""
+    levels = default_levels(*shape[-2:])
+    return float(np.log2(levels * levels))
 
 
 def top1(logits: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from edgeprune.errors import InputError
 
 REWARDS = ("entropy", "accuracy", "agreement")
 RERANKS = ("agreement", "accuracy", "none")
+ENTROPY_REFERENCES = ("kept", "all", "dead")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class SearchSettings:
     ``min_ratio``/``max_ratio`` bound each group's preserve ratio (the action); ``spend_budget`` (our choice,
     not AMC's) also bounds it from below so every episode ends at the budget, not under it: rewards then
     compare plans of one cost. ``entropy_reference``: the entropy of the kept maps is divided by that of
-    the same maps (``kept``) or of all maps (``all``) of the layer in the unpruned model.
+    the same maps (``kept``) or of all maps (``all``) of the layer in the unpruned model; ``dead`` counts the
+    removed maps as the dead maps they are in the pruned model (see `rewards.entropy_ratios`).
     """
 
     reward: str = "entropy"
@@ -80,8 +82,8 @@ class SearchSettings:
             raise InputError("--search-images, rerank_images and top_k must be at least 1")
         if not 0.0 < self.min_ratio <= self.max_ratio <= 1.0:
             raise InputError(f"rl keep ratios need 0 < min_ratio <= max_ratio <= 1, got {self.min_ratio}, {self.max_ratio}")
-        if self.entropy_reference not in ("kept", "all"):
-            raise InputError(f"entropy_reference is 'kept' or 'all', got '{self.entropy_reference}'")
+        if self.entropy_reference not in ENTROPY_REFERENCES:
+            raise InputError(f"entropy_reference is one of {', '.join(ENTROPY_REFERENCES)}, got '{self.entropy_reference}'")
 
     def with_options(self, options: Mapping[str, str]) -> "SearchSettings":
         """Settings from ``KEY=VALUE`` pairs (`--rl-set`): a field of these settings or of the agent's."""
