@@ -64,6 +64,12 @@ def test_analyze_is_deterministic_and_offers_aura_mi_weights(capsys, model, cali
     code, _, err = analyze(capsys, model, calib, tmp_path / "mi", "--saliency", "aura-mi", "--no-plot")
     assert code == 0, err
     assert json.loads((tmp_path / "mi" / "superization.json").read_text())["curve"]["saliency"] == "aura-mi"
+    code, _, err = analyze(capsys, model, calib, tmp_path / "r4", "--resolution", "4", "--no-plot")
+    assert code == 0, err
+    layers = json.loads((tmp_path / "r4" / "superization.json").read_text())["curve"]["layers"]
+    assert [(layer["height"], layer["width"], layer["levels"]) for layer in layers] == [(4, 4, 4), (4, 4, 4)]
+    code, _, err = analyze(capsys, model, calib, tmp_path / "r1", "--resolution", "1")
+    assert code == 2 and "--resolution must be at least 2" in err and not (tmp_path / "r1").exists()
 
 
 def test_bad_inputs_give_one_line_exit_2_and_write_nothing(capsys, model, calib, tmp_path):

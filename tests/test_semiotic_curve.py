@@ -115,3 +115,19 @@ def test_layers_are_the_prunable_groups_maps_in_topological_order():
     layers = saliency_layers(model, analyze(model))
     assert [(layer.tensor, layer.groups, layer.channels) for layer in layers] == [
         ("ra", ("conv_a",), 8), ("rb", ("conv_b",), 6)]
+
+
+def test_pooling_to_a_common_resolution_averages_blocks_and_keeps_smaller_maps():
+    from edgeprune.semiotic.curve import pooled
+
+    maps = np.arange(2 * 36, dtype=np.float64).reshape(2, 1, 6, 6)
+    out = pooled(maps, 3)
+    for i in range(2):
+        for y in range(3):
+            for x in range(3):
+                assert out[i, 0, y, x] == pytest.approx(maps[i, 0, 2 * y:2 * y + 2, 2 * x:2 * x + 2].mean())
+    assert pooled(maps, 8).shape == (2, 1, 6, 6)
+    layers = [SaliencyLayer("a", "ta", ("g",), 1)]
+    accumulator = CurveAccumulator(layers, resolution=3)
+    accumulator.update({"ta": maps})
+    assert (accumulator.curve().layers[0].height, accumulator.curve().layers[0].levels) == (3, 4)

@@ -18,21 +18,24 @@ from edgeprune.cli.options import calibration_options, config_option
 @click.option("--torch-model", type=click.Path(path_type=Path),
               help="TorchScript file of the same model: use Grad-CAM maps of its convs (needs torch).")
 @click.option("--levels", type=int, help="Grey levels for the entropy (default: 8, fewer for maps of 4x4 or less).")
+@click.option("--resolution", type=int,
+              help="Average-pool every saliency map to at most this many sites a side first, so layers of "
+              "different sizes are compared at one scale (default: each at its own size).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Also write superization.png.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder for superization.json and superization.png.")
-def analyze_command(model, calib, preprocessing, limit, saliency, torch_model, levels, batch_size, seed, provider,
-                    plot, out) -> None:
+def analyze_command(model, calib, preprocessing, limit, saliency, torch_model, levels, resolution, batch_size, seed,
+                    provider, plot, out) -> None:
     """Measure MODEL's superization curve: the spatial aura entropy H_l of each layer's saliency map, and
     Delta H_l = H_l - H_(l-1) (negative where the layer aggregates signs into supersigns)."""
     from edgeprune.semiotic.analyze import AnalyzeConfig, analyze_superization
 
     config = AnalyzeConfig(model=model, calib=calib, out=out, saliency=saliency, torch_model=torch_model,
-                           levels=levels, limit=limit, batch_size=batch_size, seed=seed, provider=provider, plot=plot,
-                           preprocessing=preprocessing)
+                           levels=levels, resolution=resolution, limit=limit, batch_size=batch_size, seed=seed,
+                           provider=provider, plot=plot, preprocessing=preprocessing)
     result = analyze_superization(config)
     click.echo(curve_text(result.curve))
     click.echo("wrote " + ", ".join(str(p) for p in result.files.values()))

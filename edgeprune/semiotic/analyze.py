@@ -26,6 +26,7 @@ class AnalyzeConfig:
     saliency: str = "mean"
     torch_model: Path | None = None
     levels: int | None = None
+    resolution: int | None = None  # pool every map to at most this size a side (None: native sizes)
     limit: int | None = None
     batch_size: int = 64
     seed: int = 0
@@ -40,10 +41,13 @@ class AnalyzeConfig:
             raise InputError(f"--batch-size must be positive, got {self.batch_size}")
         if self.levels is not None and not 2 <= self.levels <= 256:
             raise InputError(f"--levels must be between 2 and 256, got {self.levels}")
+        if self.resolution is not None and self.resolution < 2:
+            raise InputError(f"--resolution must be at least 2 (sites a side), got {self.resolution}")
 
     def to_dict(self) -> dict:
         return {"model": str(self.model), "calib": str(self.calib), "out": str(self.out), "saliency": self.saliency,
                 "torch_model": str(self.torch_model) if self.torch_model else None, "levels": self.levels,
+                "resolution": self.resolution,
                 "limit": self.limit, "batch_size": self.batch_size, "seed": self.seed, "provider": self.provider,
                 "preprocessing": dict(self.preprocessing)}
 
@@ -70,11 +74,13 @@ def analyze_superization(config: AnalyzeConfig, progress: Callable[[int, int], N
         from edgeprune.semiotic.gradcam import measure_gradcam_curve
 
         curve = measure_gradcam_curve(model, calibration, config.torch_model, levels=config.levels,
+                                      resolution=config.resolution,
                                       batch_size=config.batch_size, progress=progress)
     else:
         from edgeprune.semiotic.measure import measure_curve
 
         curve = measure_curve(model, analyze(model), calibration, saliency=config.saliency, levels=config.levels,
+                              resolution=config.resolution,
                               batch_size=config.batch_size, provider=config.provider, progress=progress)
     document = {"model": {"path": str(config.model), "sha256": model.source_sha256},
                 "settings": config.to_dict(), "curve": curve.to_dict()}

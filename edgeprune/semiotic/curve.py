@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeprune.scoring.aura import image_aura_entropy
-from edgeprune.scoring.quantize import default_levels, quantize_maps
+from edgeprune.scoring.quantize import default_levels, match_resolution, quantize_maps
 from edgeprune.semiotic.layers import SaliencyLayer
 
 
@@ -43,6 +43,14 @@ def saliency_maps(activations: np.ndarray, positions: np.ndarray | None = None,
     n, c, h, width = maps.shape
     flat = maps.astype(dtype, copy=False).reshape(n, c, h * width)
     return np.matmul(w.astype(dtype)[None, None, :], flat).reshape(n, 1, h, width).astype(np.float64)
+
+
+def pooled(maps: np.ndarray, size: int) -> np.ndarray:
+    """``maps`` (N, 1, H, W) brought to at most ``size`` x ``size`` the way two layers' maps are matched for
+    the aura MI (`match_resolution`: centre-crop to a multiple, then average-pool); smaller maps stay as they are."""
+    n, _, h, w = maps.shape
+    target = np.empty((n, 1, min(h, size), min(w, size)))
+    return match_resolution(maps, target)[0]
 
 
 def map_entropy(maps: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +128,11 @@ class CurveAccumulator:
     """Streams batches of layer activations into per-layer entropy sums (bounded memory)."""
 
     def __init__(self, layers: Sequence[SaliencyLayer], levels: int | None = None,
-                 weights: Mapping[str, np.ndarray] | None = None) -> None:
+                 weights: Mapping[str, np.ndarray] | None = None, resolution: int | None = None) -> None:
+        """``resolution``: average-pool every saliency map to at most this many sites a side before measuring,
+        so layers of different sizes are compared at one scale (None: each at its own size)."""
         self.layers, self.levels, self.weights = tuple(layers), levels, dict(weights or {})
+        self.resolution = resolution
         self.sums = np.zeros(len(self.layers))
         self.dead = np.zeros(len(self.layers))
         self.sizes: list[tuple[int, int, int] | None] = [None] * len(self.layers)
@@ -134,6 +145,8 @@ class CurveAccumulator:
             acts = values[layer.tensor]
             kept = positions.get(layer.tensor) if positions else None
             maps = saliency_maps(acts, kept, self.weights.get(layer.tensor))
+            if self.resolution:
+                maps = pooled(maps, self.resolution)
             h, w = maps.shape[2:]
             levels = self.levels or default_levels(h, w)
             entropy, dead = map_entropy(maps, levels)

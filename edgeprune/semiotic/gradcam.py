@@ -135,6 +135,7 @@ def match_convs(torch_weights, onnx_weights, path: Path) -> list[int]:
 
 
 def measure_gradcam_curve(model: ModelGraph, calibration, torch_model: Path, *, levels: int | None = None,
+                          resolution: int | None = None,
                           batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> SuperizationCurve:
     """The curve of Grad-CAM maps, one layer per conv of the ONNX model (names from it, maps from torch)."""
     import torch
@@ -145,7 +146,7 @@ def measure_gradcam_curve(model: ModelGraph, calibration, torch_model: Path, *, 
     names = onnx_conv_names(model)
     order = match_convs(torch_weights, onnx_conv_weights(model), torch_model)
     layers = [SaliencyLayer(name, name, (), 0) for name in names]
-    accumulator = CurveAccumulator(layers, levels)
+    accumulator = CurveAccumulator(layers, levels, resolution=resolution)
     session = create_session(model.serialized(), "cpu")
     done, checked = 0, False
     for batch in calibration.batches(batch_size):

@@ -20,7 +20,8 @@ SALIENCY = ("mean", "aura-mi", "grad-cam")
 
 
 def measure_curve(model: ModelGraph, analysis: ChannelAnalysis, calibration, *, saliency: str = "mean",
-                  levels: int | None = None, batch_size: int = 64, provider: str = "auto",
+                  levels: int | None = None, resolution: int | None = None, batch_size: int = 64,
+                  provider: str = "auto",
                   progress: Callable[[int, int], None] | None = None) -> SuperizationCurve:
     """The gradient-free curve: channel-mean saliency maps (``aura-mi``: weighted by each channel's aura MI)."""
     if saliency not in ("mean", "aura-mi"):
@@ -28,7 +29,7 @@ def measure_curve(model: ModelGraph, analysis: ChannelAnalysis, calibration, *, 
     layers = saliency_layers(model, analysis)
     weights = mi_weights(model, analysis, calibration, layers, batch_size, provider) if saliency == "aura-mi" else {}
     runner = ActivationRunner(model, [layer.tensor for layer in layers], provider)
-    accumulator = CurveAccumulator(layers, levels, weights)
+    accumulator = CurveAccumulator(layers, levels, weights, resolution)
     done = 0
     for batch in calibration.batches(batch_size):
         values = runner.run(batch.inputs)
