@@ -22,6 +22,7 @@ VARIANTS = {
     "semiotic": ("semiotic", {}),
     "semiotic-32": ("semiotic", {"images": 32}),
     "semiotic-per-mac": ("semiotic", {"per_mac": True}),
+    "semiotic-levels": ("semiotic", {"distance": "levels"}),
     "mi": ("mi", {}),
     "uniform": ("uniform", {}),
 }
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calib-images", type=int, default=512)
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--criterion", default="aura-mi", help="the per-channel criterion of every method")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.variants.split(","):
         strategy, settings = VARIANTS[name]
         config = OptimizeConfig(model=Path(args.model), calib=Path("-"), out=Path("-"), budget=budget,
-                                strategy=strategy, seed=args.seed, provider="cpu")
+                                strategy=strategy, criterion=args.criterion, seed=args.seed, provider="cpu")
         config = replace(config, semiotic=SemioticSettings(**settings))
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"done: {name}: {plain.accuracy_pruned:.4f} -> {rebuilt.accuracy_pruned:.4f} "
               f"(select {timings.get('select', 0.0):.1f} s)", flush=True)
     lines = [f"Model `{args.model}`: test accuracy {original:.2%} on {len(test_x):,} images ({test_source}); "
-             f"target {args.target:.0%} of the MACs.",
+             f"target {args.target:.0%} of the MACs; criterion {args.criterion}.",
              f"Calibration: {args.calib_images} images from the {fit_source}, seed {args.seed}; no training.", "",
              "| method | MACs kept | accuracy, no reconstruction | accuracy, reconstructed | top-1 agreement | "
              "select s | total s |", "|---|---|---|---|---|---|---|"]

@@ -106,6 +106,8 @@ def test_curve_distance_is_the_mean_absolute_change_of_the_anchored_curve():
     assert curve_distance(a, b) == pytest.approx((0.5 + 0.5 + 0.5 + 0.5) / 4)
     assert curve_distance(a, a) == 0.0
     assert curve_distance(a + 1.0, a) == pytest.approx(0.25)  # a shift counts once, at the first layer
+    assert curve_distance(a, b, "levels") == pytest.approx((0.5 + 0 + 0.5 + 0) / 4)
+    assert curve_distance(a + 1.0, a, "levels") == pytest.approx(1.0)
     with pytest.raises(ValueError):
         curve_distance(a, b[:3])
 

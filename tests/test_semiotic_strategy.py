@@ -123,4 +123,4 @@ def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, ca
             assert err.startswith("edgeprune: error: ") and err.count("\n") == 1 and not out.exists()
         else:
             settings = json.loads((out / "report.json").read_text())["settings"]["semiotic"]
-            assert settings == {"images": 5, "chunk": 0.3, "per_mac": True, "levels": None}
+            assert settings == {"images": 5, "chunk": 0.3, "per_mac": True, "levels": None, "distance": "steps"}

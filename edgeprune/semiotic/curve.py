@@ -107,12 +107,13 @@ class SuperizationCurve:
         }
 
 
-def curve_distance(a: SuperizationCurve | np.ndarray, b: SuperizationCurve | np.ndarray) -> float:
+def curve_distance(a: SuperizationCurve | np.ndarray, b: SuperizationCurve | np.ndarray, kind: str = "steps") -> float:
     """How far two curves of the same layers are apart: the mean absolute difference of the anchored curve
     (H_0, Delta H_1, ..., Delta H_(L-1)), i.e. of the first layer's entropy and of every superization step.
 
     Anchoring at H_0 makes a change of the first layer count too; comparing steps rather than levels means a
-    change that shifts every later layer equally counts once, where it happens.
+    change that shifts every later layer equally counts once, where it happens. ``kind="levels"`` compares
+    the entropies themselves instead: the mean of |H_l - H'_l|.
     """
     ha = a.entropies if isinstance(a, SuperizationCurve) else np.asarray(a, dtype=np.float64)
     hb = b.entropies if isinstance(b, SuperizationCurve) else np.asarray(b, dtype=np.float64)
@@ -120,6 +121,10 @@ def curve_distance(a: SuperizationCurve | np.ndarray, b: SuperizationCurve | np.
         raise ValueError(f"curves of different lengths: {ha.shape} and {hb.shape}")
     if ha.size == 0:
         return 0.0
+    if kind == "levels":
+        return float(np.mean(np.abs(ha - hb)))
+    if kind != "steps":
+        raise ValueError(f"unknown curve distance '{kind}'; choose steps or levels")
     anchored = np.concatenate([[ha[0] - hb[0]], np.diff(ha) - np.diff(hb)])
     return float(np.mean(np.abs(anchored)))
 

@@ -13,17 +13,22 @@ class SemioticSettings:
     ``chunk``: the share of a group's channels one greedy step removes (at least the group's alignment step).
     ``per_mac``: rank candidates by curve change per MAC removed instead of by curve change alone.
     ``levels``: grey levels of the entropy (None: 8, fewer for maps of 4x4 or less).
+    ``distance``: how far a candidate's curve is from the original's (`curve_distance`): ``steps`` compares
+    H_0 and every Delta H_l, ``levels`` every H_l.
     """
 
     images: int = 64
     chunk: float = 0.125
     per_mac: bool = False
     levels: int | None = None
+    distance: str = "steps"
 
     def __post_init__(self) -> None:
         if self.images < 1:
             raise InputError(f"--semiotic-images must be at least 1, got {self.images}")
         if not 0.0 < self.chunk <= 1.0:
             raise InputError(f"the semiotic chunk must be a fraction in (0, 1], got {self.chunk}")
+        if self.distance not in ("steps", "levels"):
+            raise InputError(f"the semiotic distance must be steps or levels, got '{self.distance}'")
         if self.levels is not None and not 2 <= self.levels <= 256:
             raise InputError(f"the semiotic levels must be between 2 and 256, got {self.levels}")

@@ -78,7 +78,7 @@ def select_semiotic(selector, scores: Mapping[str, np.ndarray], meter: CurveMete
             if count is None:
                 continue
             plan = {**kept, group.id: top_channels(group, scores[group.id], count)}
-            change = curve_distance(meter.curve(plan), reference)
+            change = curve_distance(meter.curve(plan), reference, settings.distance)
             if settings.per_mac:
                 change /= max(macs_now - selector.fractions(plan)[0], 1e-12)
             key = (round(change, 9), order)
