@@ -18,8 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _data import calibration_set, split_arrays  # noqa: E402
 
-METHODS = (("mi", "aura-mi", "MI ranker, aura-mi (default)"), ("mi", "l1", "global ranking, l1"),
-           ("uniform", "l1", "uniform, l1 inside layers"), ("mi", "random", "global ranking, random scores"))
+# (strategy, criterion, per-group normalisation of the global ranking, label)
+METHODS = (
+    ("mi", "aura-mi", "mean", "MI ranker, aura-mi, mean-normalised (default)"),
+    ("mi", "aura-mi", "max", "MI ranker, aura-mi, max-normalised"),
+    ("mi", "l1", "mean", "global ranking, l1, mean-normalised"),
+    ("mi", "l1", "max", "global ranking, l1, max-normalised"),
+    ("uniform", "l1", "mean", "uniform, l1 inside layers"),
+    ("mi", "random", "mean", "global ranking, random scores"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     for target in (float(t) for t in args.targets.split(",")):
         budget = Budget(macs=target)
         selector = Selector(analysis, PlanCostModel(model, analysis), budget)
-        for strategy, criterion, label in METHODS:
+        for strategy, criterion, normalisation, label in METHODS:
             config = OptimizeConfig(model=Path(args.model), calib=Path("-"), out=Path("-"), budget=budget,
-                                    strategy=strategy, criterion=criterion, seed=args.seed, provider="cpu")
+                                    strategy=strategy, criterion=criterion, normalisation=normalisation,
+                                    seed=args.seed, provider="cpu")
             start = time.perf_counter()
             outcome = prune_to_budget(model, analysis, selector, fit, fit, config)
             seconds = time.perf_counter() - start

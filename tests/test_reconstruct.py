@@ -16,7 +16,7 @@ from edgeprune.graph import load_model, normalize_proto
 from edgeprune.reconstruct import reconstruct
 from edgeprune.reconstruct.rows import ConvGeometry, outputs_at, patches, sample_positions
 from edgeprune.reconstruct.solve import relative_error, ridge_fit
-from edgeprune.surgery import apply_plan, run_model, simple_plan
+from edgeprune.surgery import PruningPlan, apply_plan, run_model, simple_plan
 
 G_LOGGER.severity = G_LOGGER.ERROR
 
@@ -104,3 +104,23 @@ def test_reconstruction_brings_outputs_back(name, corpus_dir):
         assert error_after < 0.7 * error_before, (error_before, error_after)
     assert any(layer.applied for layer in report.layers)
     assert all(layer.error_after <= layer.error_before for layer in report.layers if layer.applied)
+
+
+def test_downstream_scope_also_refits_layers_whose_inputs_only_drifted(corpus_dir):
+    model = load_model(export_corpus_model("resnet20", "legacy", corpus_dir))
+    analysis = analyze(model)
+    inner = next(g for g in analysis.prunable_groups if len(g.producers) == 1)  # one block's inner conv output
+    plan = PruningPlan(analysis.model_sha256, {inner.id: tuple(range(inner.channels // 2))})
+    pruned = apply_plan(model, analysis, plan)
+    fit = _Arrays({i: np.random.default_rng(2).standard_normal([32] + list(model.shapes[i][1:])).astype(np.float32)
+                   for i in model.input_names})
+    _, lost = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=4, scope="lost")
+    _, downstream = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=4)
+    lost_nodes = {layer.node for layer in lost.layers}
+    downstream_nodes = {layer.node for layer in downstream.layers}
+    assert lost_nodes == set(inner.consumers)
+    assert lost_nodes < downstream_nodes
+    head = [n.name for n in model.proto.graph.node if n.op_type == "Gemm"]
+    assert set(head) <= downstream_nodes  # the classifier is refitted against the drift it receives
+    with pytest.raises(ValueError, match="scope"):
+        reconstruct(model, pruned, analysis, plan, fit, scope="everything")

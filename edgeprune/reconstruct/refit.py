@@ -22,6 +22,9 @@ from edgeprune.surgery.plan import PruningPlan
 logger = logging.getLogger(__name__)
 
 
+SCOPES = ("downstream", "lost")
+
+
 @dataclass(frozen=True)
 class LayerRefit:
     node: str
@@ -70,9 +73,18 @@ def reconstruct(
     batch_size: int = 64,
     provider: str = "cpu",
     seed: int = 0,
+    scope: str = "downstream",
 ) -> tuple[ModelGraph, ReconstructionReport]:
+    """Refit layers of ``pruned`` so their outputs match ``original``'s on ``calibration``.
+
+    ``scope`` "lost": only the layers that lost input channels. "downstream" (the default): also every
+    other Conv/Gemm whose inputs changed because something before it was pruned or refitted, the
+    classifier included, so the drift that passes through untouched layers is corrected too.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown reconstruction scope {scope!r}; valid: {', '.join(SCOPES)}")
     keep = analysis.keep_mask(plan.kept)
-    targets, skipped = _targets(original, analysis, keep)
+    targets, skipped = _targets(original, analysis, keep, scope)
     _collect_original_outputs(original, targets, calibration, samples_per_image, batch_size, provider, seed)
     graph = pruned.gs_graph()
     nodes = {node.name: node for node in graph.nodes}
@@ -83,16 +95,19 @@ def reconstruct(
     return rebuilt, ReconstructionReport(tuple(layers), calibration.count, samples_per_image, ridge)
 
 
-def _targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray):
+def _targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray, scope: str):
     weights = {t.name: t for t in original.proto.graph.initializer}
     lost = {node for node, tensor in analysis.reducing_edges if not analysis.kept_positions(tensor, keep).all()}
+    chosen = lost if scope == "lost" else _downstream(original, lost)
     targets, skipped = [], []
     for node in original.proto.graph.node:
-        if node.name not in lost:
+        if node.name not in chosen or (node.name not in lost and node.op_type not in ("Conv", "Gemm")):
             continue
         attrs = {a.name: _attr(a) for a in node.attribute}
         weight = weights.get(node.input[1]) if len(node.input) > 1 else None
         kept_out = analysis.kept_positions(node.output[0], keep)
+        if kept_out is None and weight is not None and node.name not in lost:
+            kept_out = np.ones(_output_channels(node, attrs, weight), dtype=bool)  # an untracked output keeps all
         geometry = ConvGeometry.of(attrs, tuple(weight.dims)) if node.op_type == "Conv" and weight else None
         usable = (node.op_type == "Conv" and geometry is not None) or (node.op_type == "Gemm" and not attrs.get("transA", 0))
         if weight is None or kept_out is None or not usable:
@@ -101,6 +116,29 @@ def _targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray):
             continue
         targets.append(_Target(node.name, node.op_type, node.input[0], node.output[0], kept_out, geometry))
     return targets, skipped
+
+
+def _downstream(original: ModelGraph, lost: set[str]) -> set[str]:
+    """``lost`` and every node that reads, directly or not, the output of one of them."""
+    readers: dict[str, list] = {}
+    for node in original.proto.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    reached, frontier = set(lost), [n for n in original.proto.graph.node if n.name in lost]
+    while frontier:
+        node = frontier.pop()
+        for output in node.output:
+            for reader in readers.get(output, ()):
+                if reader.name not in reached:
+                    reached.add(reader.name)
+                    frontier.append(reader)
+    return reached
+
+
+def _output_channels(node, attrs, weight) -> int:
+    if node.op_type == "Gemm" and not attrs.get("transB", 0):
+        return int(weight.dims[1])
+    return int(weight.dims[0])
 
 
 def _attr(attribute):
