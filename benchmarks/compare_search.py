@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--search-images", type=int, default=64)
-    parser.add_argument("--only", help="comma-separated row labels to run (default: all)")
+    parser.add_argument("--only", help="row labels to run, separated by semicolons (default: all)")
     parser.add_argument("--variants", action="store_true", help="also the rl entropy reward with removed maps dead")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write (append) the table to this markdown file")
@@ -84,7 +84,7 @@ def run_model(args, name: str, path: Path) -> str:
     test_x, test_y, test_source = split_arrays("test", args.test_images, args.seed)
     fit, test = calibration_set(model, fit_x, fit_y), calibration_set(model, test_x, test_y)
     original = compare(model, model, test, batch_size=256, provider="cpu").accuracy_original
-    only = set(args.only.split(",")) if args.only else None
+    only = set(args.only.split(";")) if args.only else None
     rows = []
     for target_text in args.targets.split(","):
         target = parse_fraction(target_text, "--targets")
