@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from edgeprune.errors import InputError
 from edgeprune.hardware.profile import DeviceProfile, load_profile
+
+logger = logging.getLogger(__name__)
 
 ALIASES = {"jetson": "jetson-orin-nano", "orin": "jetson-orin-nano", "rpi5": "raspberry-pi-5", "pi5": "raspberry-pi-5",
            "x86": "x86-cpu", "cpu": "host"}
@@ -58,7 +61,19 @@ def resolve_device(spec: str) -> DeviceProfile:
     profile = load_profile(entries[name].path)
     if profile.name != name:
         raise InputError(f"{entries[name].path}: 'name' is '{profile.name}' but the file is named '{name}.toml'")
+    if name == "host":
+        _check_host(profile)
     return profile
+
+
+def _check_host(profile: DeviceProfile) -> None:
+    """The built-in host profile describes the machine it was measured on; say so when this is another one."""
+    from edgeprune.hardware.fingerprint import cpu_name
+
+    measured_on, here = profile.fingerprint.get("cpu", ""), cpu_name()
+    if measured_on and measured_on != here:
+        logger.warning("the built-in host profile was measured on '%s', this machine is '%s': run `edgeprune "
+                       "profile --device host -o host.toml` and use --device host.toml", measured_on, here)
 
 
 def _aliases() -> dict[str, str]:

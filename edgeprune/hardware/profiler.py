@@ -81,7 +81,7 @@ def profile_model(device: DeviceProfile, model_path: str | Path, settings: Profi
                                           overhead)
     if progress:
         progress("layers", len(unique), len(unique))
-    runner = Runner(model.proto.SerializeToString(), provider=device.provider, threads=threads or None)
+    runner = _runner(device, model.proto.SerializeToString(), threads)
     whole = measure(runner, warmup=max(settings.warmup, 5), repeats=_repeats(runner, settings.seconds_per_point * 10))
     whole_ms = float(np.percentile(whole.samples_ms, QUANTILE)) if whole.samples_ms else whole.median_ms
     stamped = replace(device, layers=MappingProxyType(tables), fingerprint=MappingProxyType(stamp))
@@ -89,7 +89,7 @@ def profile_model(device: DeviceProfile, model_path: str | Path, settings: Profi
     models = dict(device.models)
     models[model.source_sha256] = ModelMeasurement(model.source_sha256, Path(model_path).name, whole_ms, layer_sum)
     logger.info("whole model %.3f ms, sum of its layers %.3f ms", whole_ms, layer_sum)
-    return replace(stamped, models=MappingProxyType(models))
+    return replace(stamped, models=MappingProxyType(models), threads=threads)
 
 
 _SAME_SETUP = ("onnxruntime", "tensorrt", "jetpack", "provider", "threads", "power_mode", "cpu", "gpu")
@@ -131,7 +131,7 @@ def run_overhead_ms(device: DeviceProfile, threads: int) -> float:
     graph = helper.make_graph([node], "empty", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=MAX_IR_VERSION)
-    runner = Runner(model.SerializeToString(), provider=device.provider, threads=threads or None)
+    runner = _runner(device, model.SerializeToString(), threads)
     timing = measure(runner, warmup=20, repeats=200)
     return float(np.percentile(timing.samples_ms, QUANTILE))
 
@@ -153,8 +153,7 @@ def _time_round_robin(layer: LayerSpec, points: list[tuple[int, int]], device: D
     """ms at every point (the 20th percentile of its runs), timed in rounds that run each point once: a machine
     that slows down for a while slows every point alike, so the table's shape (what the latency model
     interpolates) holds; the low percentile keeps the runs that other processes did not interrupt."""
-    runners = [Runner(layer_model(layer, ci, co, settings.seed), provider=device.provider, threads=threads or None)
-               for ci, co in points]
+    runners = [_runner(device, layer_model(layer, ci, co, settings.seed), threads) for ci, co in points]
     for runner in runners:
         for _ in range(settings.warmup):
             runner.once_ms()
@@ -178,8 +177,8 @@ def measure_roofline(device: DeviceProfile, settings: ProfileSettings = ProfileS
     check_provider(device)
     threads = settings.threads if settings.threads is not None else device.threads
     n, elements = 1024, 1 << 24
-    gemm = Runner(_op_model("MatMul", [n, n], [n, n]), device.provider, threads or None, settings.seed)
-    add = Runner(_op_model("Add", [elements], [elements]), device.provider, threads or None, settings.seed)
+    gemm = _runner(device, _op_model("MatMul", [n, n], [n, n]), threads)
+    add = _runner(device, _op_model("Add", [elements], [elements]), threads)
     gemm_ms = measure(gemm, warmup=2, repeats=15).p10_ms  # a peak: the fast runs, not the ones others slowed
     add_ms = measure(add, warmup=2, repeats=15).p10_ms
     flops = 2.0 * n ** 3 / (gemm_ms / 1000.0)
@@ -193,7 +192,13 @@ def measure_roofline(device: DeviceProfile, settings: ProfileSettings = ProfileS
                  f"{elements}-element Add for bandwidth ({device.provider} provider, threads={threads or 'default'})",),
         notes=f"{device.precision} peak and bandwidth measured; other precisions keep the ratios of the {device.name} profile",
     )
-    return replace(device, roofline=measured, fingerprint=MappingProxyType(fingerprint(device.provider, threads)))
+    return replace(device, roofline=measured, threads=threads,
+                   fingerprint=MappingProxyType(fingerprint(device.provider, threads)))
+
+
+def _runner(device: DeviceProfile, model_bytes: bytes, threads: int) -> Runner:
+    """A session as the device runs models: its provider, its precision, the threads being profiled."""
+    return Runner(model_bytes, provider=device.provider, threads=threads or None, precision=device.precision)
 
 
 def _op_model(op: str, a: list[int], b: list[int]) -> bytes:

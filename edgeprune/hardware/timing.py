@@ -61,11 +61,10 @@ class Comparison:
 class Runner:
     """One ONNX Runtime session with fixed random inputs, ready to be timed."""
 
-    def __init__(self, model_bytes: bytes, provider: str = "cpu", threads: int | None = None, seed: int = 0) -> None:
-        from edgeprune.runtime import create_session
-
+    def __init__(self, model_bytes: bytes, provider: str = "cpu", threads: int | None = None, seed: int = 0,
+                 precision: str = "fp32") -> None:
         try:
-            self.session = create_session(model_bytes, provider=provider, threads=threads)
+            self.session = _session(model_bytes, provider, threads, precision)
         except EdgepruneError:
             raise
         except Exception as exc:  # onnxruntime's own error types: an invalid or unsupported model
@@ -79,6 +78,21 @@ class Runner:
         start = time.perf_counter()
         self.session.run(None, self.feeds)
         return (time.perf_counter() - start) * 1000.0
+
+
+def _session(model_bytes: bytes, provider: str, threads: int | None, precision: str):
+    """TensorRT builds fp16 (or int8) engines only when asked; the other providers run the model's own types."""
+    from edgeprune.runtime import create_session
+
+    if provider != "tensorrt" or precision == "fp32":
+        return create_session(model_bytes, provider=provider, threads=threads)
+    import onnxruntime as ort
+
+    from edgeprune.runtime import _session_options, resolve_providers
+
+    names = resolve_providers("tensorrt")
+    options = {"trt_fp16_enable": True, "trt_int8_enable": precision == "int8"}
+    return ort.InferenceSession(model_bytes, _session_options(threads), providers=[(names[0], options), *names[1:]])
 
 
 def load_bytes(path: str | Path) -> bytes:
