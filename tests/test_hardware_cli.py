@@ -204,3 +204,13 @@ def test_a_device_profile_measured_for_another_provider_is_refused(capsys, resne
     path.write_text(text)
     code, _, err = optimize(capsys, resnet, calib, tmp_path / "run", "--device", path, "--target-speedup", "1.2x")
     assert code == 2 and "measured with another provider" in err
+
+
+def test_device_and_latency_targets_come_from_a_config_file(capsys, resnet, calib, tmp_path):
+    config = tmp_path / "settings.toml"
+    config.write_text('[optimize]\ndevice = "raspberry-pi-5"\ntarget-speedup = "1.2x"\n')
+    code, _, err = optimize(capsys, resnet, calib, tmp_path / "run", "--config", config)
+    assert code == 0, err
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["latency"]["device"] == "raspberry-pi-5" and report["settings"]["budget"]["alignment"] == 4
+    assert report["latency"]["predicted_speedup"] >= 1.2

@@ -187,3 +187,29 @@ def test_a_latency_target_needs_a_predictor(small):
     model, analysis = small
     with pytest.raises(InputError, match="--device"):
         Selector(analysis, PlanCostModel(model, analysis), Budget(speedup=2.0))
+
+
+def test_the_report_warns_when_the_predicted_gain_is_within_the_noise(small):
+    from edgeprune.hardware.validation import HostMeasurement, latency_section
+
+    model, analysis = small
+    latency = LatencyModel(resolve_device("x86-cpu"), model, analysis)
+    keep = keep_first(analysis, 24)
+    quiet = HostMeasurement("CPUExecutionProvider", {"median_ms": 1.0}, {"median_ms": 0.8}, 1.25, 0.01, 20)
+    noisy = HostMeasurement("CPUExecutionProvider", {"median_ms": 1.0}, {"median_ms": 0.8}, 1.25, 0.9, 20)
+    section = latency_section(latency, keep, quiet)
+    assert section["warnings"] == [] and section["predicted_speedup"] > 1.0
+    assert "not the x86-cpu's" in section["notes"][0]
+    assert [r["node"] for r in section["layers"]] == ["conv1", "conv2"]
+    assert section["layers"][0]["mac_reduction"] == pytest.approx(0.25)
+    assert "smaller than the host measurement noise" in latency_section(latency, keep, noisy)["warnings"][0]
+    assert latency_section(latency, keep, None)["measured_host"] is None
+
+
+def test_alignment_comes_from_the_device_unless_given():
+    from edgeprune.cli.hardware_cmd import alignment_for
+
+    assert alignment_for(None, None) == 1
+    assert alignment_for(None, "raspberry-pi-5") == 4
+    assert alignment_for(2, "jetson") == 2
+    assert alignment_for(None, None, "2x") == resolve_device("host").alignment
