@@ -40,6 +40,9 @@ class Selector:
         if budget.needs_latency and latency is None:
             raise InputError("a latency or speed-up target needs a device to predict latency on (--device)")
         self.full_latency_ms = latency.predict(np.ones(len(analysis.class_group), dtype=bool)) if latency else None
+        if budget.needs_latency and not self.full_latency_ms > 0:
+            raise InputError("a latency or speed-up target needs a model with conv or gemm layers of known shapes; "
+                             "this one has none the latency model can price (use --target-flops)")
 
     def latency_ms(self, kept: Mapping[str, tuple[int, ...]]) -> float | None:
         """Predicted latency of a plan on the target device (None without a predictor)."""
