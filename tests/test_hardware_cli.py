@@ -214,3 +214,14 @@ def test_device_and_latency_targets_come_from_a_config_file(capsys, resnet, cali
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["latency"]["device"] == "raspberry-pi-5" and report["settings"]["budget"]["alignment"] == 4
     assert report["latency"]["predicted_speedup"] >= 1.2
+
+
+def test_profile_and_bench_run_without_torch(capsys, tmp_path, tiny, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # an `import torch` anywhere on the way now fails
+    code, _, err = run(capsys, "profile", "--device", "host", "--model", tiny, "--points", 2,
+                       "--seconds-per-point", 0.002, "-o", tmp_path / "p.toml")
+    assert code == 0, err
+    code, out, err = run(capsys, "bench", tiny, "--repeats", 3, "--warmup", 1)
+    assert code == 0 and "median" in out, err
