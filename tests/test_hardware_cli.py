@@ -60,6 +60,16 @@ def test_bench_reports_median_and_spread(capsys, tiny):
     assert code == 0 and "ratio" in out and "interleaved" in out and out.count("median") == 2
 
 
+def test_bench_runs_as_the_device_does(capsys, tiny):
+    code, out, err = run(capsys, "bench", tiny, "--device", "raspberry-pi-5", "--repeats", 3, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["threads"] == 4 and result["providers"][0] == "CPUExecutionProvider"
+    if not tensorrt_works():
+        code, _, err = run(capsys, "bench", tiny, "--device", "jetson", "--repeats", 3)
+        assert code == 2 and "TensorRT execution provider does not work" in err
+
+
 def test_bench_vs_json_structure(capsys, tiny):
     code, out, _ = run(capsys, "bench", tiny, "--vs", tiny, "--repeats", 4, "--json", "--threads", 1)
     result = json.loads(out)

@@ -65,22 +65,31 @@ def profile_command(device, model, points, seconds_per_point, threads, output) -
 @click.command("bench")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--vs", "other", type=click.Path(path_type=Path), help="A second model: interleave the two, report the ratio.")
-@click.option("--provider", type=click.Choice(PROVIDERS), default="cpu", show_default=True)
+@click.option("--device", help="Run as this device does: its provider, threads and precision (flags still win).")
+@click.option("--provider", type=click.Choice(PROVIDERS), help="Execution provider [default: cpu, or the --device's].")
 @click.option("--threads", type=int, help="Intra-op threads (default: the runtime's choice).")
 @click.option("--warmup", type=int, default=5, show_default=True)
 @click.option("--repeats", type=int, default=30, show_default=True, help="Timed runs (rounds of both with --vs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def bench_command(model, other, provider, threads, warmup, repeats, as_json) -> None:
+def bench_command(model, other, device, provider, threads, warmup, repeats, as_json) -> None:
     """Time MODEL: warm-up, repeated runs, median and spread (inputs are random, batch 1)."""
     from edgeprune.hardware.timing import Runner, compare, load_bytes, measure
 
-    first = Runner(load_bytes(model), provider=provider, threads=threads)
+    precision = "fp32"
+    if device is not None:
+        from edgeprune.hardware import resolve_device
+
+        profile = resolve_device(device)
+        provider, precision = provider or profile.provider, profile.precision
+        threads = threads if threads is not None else (profile.threads or None)
+    provider = provider or "cpu"
+    first = Runner(load_bytes(model), provider=provider, threads=threads, precision=precision)
     if other is None:
         timing = measure(first, warmup=warmup, repeats=repeats)
         result = {"model": str(model), "providers": list(first.providers), "threads": threads, **timing.to_dict()}
         click.echo(json.dumps(result, indent=1) if as_json else _timing_line(str(model), timing))
         return
-    second = Runner(load_bytes(other), provider=provider, threads=threads)
+    second = Runner(load_bytes(other), provider=provider, threads=threads, precision=precision)
     comparison = compare(first, second, warmup=warmup, rounds=repeats)
     if as_json:
         click.echo(json.dumps({"model": str(model), "vs": str(other), "providers": list(first.providers),
