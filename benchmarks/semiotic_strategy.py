@@ -23,6 +23,7 @@ VARIANTS = {
     "semiotic-32": ("semiotic", {"images": 32}),
     "semiotic-per-mac": ("semiotic", {"per_mac": True}),
     "semiotic-levels": ("semiotic", {"distance": "levels"}),
+    "semiotic-lazy": ("semiotic", {"lazy": True}),
     "mi": ("mi", {}),
     "uniform": ("uniform", {}),
 }

@@ -76,6 +76,15 @@ def test_takes_from_the_group_whose_pruning_changes_the_curve_least(model):
     assert meter.evaluations > 4
 
 
+def test_lazy_steps_pick_the_same_groups_with_fewer_measurements(model):
+    analysis = analyze(model)
+    selector = Selector(analysis, PlanCostModel(model, analysis), Budget(macs=0.45, floor=0.25))
+    full, lazy = RecordingMeter(), RecordingMeter()
+    expected = select_semiotic(selector, SCORES, full, SemioticSettings(chunk=0.125))
+    assert select_semiotic(selector, SCORES, lazy, SemioticSettings(chunk=0.125, lazy=True)) == expected
+    assert lazy.evaluations < full.evaluations
+
+
 def test_an_unreachable_budget_fails_before_measuring(model):
     from edgeprune.errors import BudgetError
 
@@ -109,7 +118,7 @@ def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, ca
     path = write_model(two_group_model(), tmp_path / "two.onnx")
     base = ["optimize", path, "--calib", calib_path, "--target-flops", "0.6", "--strategy", "semiotic",
             "--provider", "cpu", "--criterion", "l1"]
-    for extra, expected in ((["--semiotic-images", "5", "--semiotic-chunk", "0.3", "--semiotic-per-mac"], 0),
+    for extra, expected in ((["--semiotic-images", "5", "--semiotic-chunk", "0.3", "--semiotic-per-mac", "--semiotic-lazy"], 0),
                             (["--semiotic-images", "0"], 2), (["--semiotic-chunk", "1.5"], 2)):
         out = tmp_path / f"run{len(extra)}{extra[-1]}"
         try:
@@ -123,4 +132,5 @@ def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, ca
             assert err.startswith("edgeprune: error: ") and err.count("\n") == 1 and not out.exists()
         else:
             settings = json.loads((out / "report.json").read_text())["settings"]["semiotic"]
-            assert settings == {"images": 5, "chunk": 0.3, "per_mac": True, "levels": None, "distance": "steps"}
+            assert settings == {"images": 5, "chunk": 0.3, "per_mac": True, "levels": None, "distance": "steps",
+                                "lazy": True}

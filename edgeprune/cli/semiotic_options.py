@@ -8,7 +8,7 @@ import click
 
 
 def semiotic_options(command):
-    """--semiotic-images, --semiotic-chunk and --semiotic-per-mac."""
+    """--semiotic-images, --semiotic-chunk, --semiotic-per-mac and --semiotic-lazy."""
     options = [
         click.option("--semiotic-images", type=int, default=64, show_default=True,
                      help="semiotic: calibration images every candidate's superization curve is measured on."),
@@ -16,15 +16,18 @@ def semiotic_options(command):
                      help="semiotic: share of a group's channels one greedy step removes (at least the alignment)."),
         click.option("--semiotic-per-mac", is_flag=True,
                      help="semiotic: rank candidates by curve change per MAC removed, not by curve change alone."),
+        click.option("--semiotic-lazy", is_flag=True,
+                     help="semiotic: re-measure only the most promising candidates each step (faster, a heuristic)."),
     ]
     for option in reversed(options):
         command = option(command)
 
     @functools.wraps(command)
-    def wrapper(*args, semiotic_images, semiotic_chunk, semiotic_per_mac, **kwargs):
+    def wrapper(*args, semiotic_images, semiotic_chunk, semiotic_per_mac, semiotic_lazy, **kwargs):
         from edgeprune.semiotic.settings import SemioticSettings
 
-        kwargs["semiotic"] = SemioticSettings(images=semiotic_images, chunk=semiotic_chunk, per_mac=semiotic_per_mac)
+        kwargs["semiotic"] = SemioticSettings(images=semiotic_images, chunk=semiotic_chunk, per_mac=semiotic_per_mac,
+                                              lazy=semiotic_lazy)
         return command(*args, **kwargs)
 
     return wrapper

@@ -64,38 +64,59 @@ def semiotic_strategy(context) -> Kept:
 
 def select_semiotic(selector, scores: Mapping[str, np.ndarray], meter: CurveMeter, settings: SemioticSettings,
                     progress=None) -> Kept:
-    """Greedy chunk removal, least curve change first, until ``selector.meets``."""
+    """Greedy chunk removal, least curve change first, until ``selector.meets``.
+
+    With ``settings.lazy``, a step re-measures candidates in the order of their last measured change and
+    stops as soon as the best fresh change is no larger than every other candidate's last one (a heuristic:
+    it assumes a group's change does not fall much when other groups shrink); otherwise every candidate is
+    measured at every step.
+    """
     selector.check_reachable(scores)
     groups = selector.analysis.prunable_groups
     kept: Kept = {g.id: tuple(range(g.channels)) for g in groups}
     reference = meter.curve({})
+    last: dict[str, tuple[float, int]] = {}  # group -> (change, order) as last measured
     steps, total = 0, _estimate_steps(selector, settings)
     while not selector.meets(kept):
-        best = None
-        macs_now = selector.fractions(kept)[0]
+        plans = {}
         for order, group in enumerate(groups):
             count = _next_count(group, len(kept[group.id]), selector, settings)
-            if count is None:
-                continue
-            plan = {**kept, group.id: top_channels(group, scores[group.id], count)}
+            if count is not None:
+                plans[group.id] = (order, {**kept, group.id: top_channels(group, scores[group.id], count)})
+        if not plans:  # every group at its floor; check_reachable has ruled this out
+            break
+        macs_now = selector.fractions(kept)[0]
+
+        def measure(gid: str) -> tuple[float, int]:
+            order, plan = plans[gid]
             change = curve_distance(meter.curve(plan), reference, settings.distance)
             if settings.per_mac:
                 change /= max(macs_now - selector.fractions(plan)[0], 1e-12)
-            key = (round(change, 9), order)
-            if best is None or key < best[0]:
-                best = (key, plan, group.id)
-        if best is None:  # every group at its floor; check_reachable has ruled this out
-            break
-        kept = best[1]
+            last[gid] = (round(change, 9), order)
+            return last[gid]
+
+        chosen = _lazy_pick(plans, last, measure) if settings.lazy and last else min(plans, key=measure)
+        kept = plans[chosen][1]
         steps += 1
-        logger.debug("semiotic step %d: %s -> %d channels (curve change %.4f)", steps, best[2],
-                     len(kept[best[2]]), best[0][0])
+        logger.debug("semiotic step %d: %s -> %d channels (curve change %.4f)", steps, chosen,
+                     len(kept[chosen]), last[chosen][0])
         if progress:
             progress("semiotic", min(steps, total - 1), total)
     if progress:
         progress("semiotic", total, total)
     logger.info("semiotic selection: %d steps, %d curve measurements", steps, meter.evaluations)
     return kept
+
+
+def _lazy_pick(plans, last, measure) -> str:
+    """Re-measure the candidate with the smallest last change until a fresh one is still the smallest."""
+    fresh: set[str] = set()
+    while True:
+        gid = min(plans, key=lambda g: last.get(g, (-1.0, 0)))  # never measured: first
+        if gid in fresh:
+            return gid
+        measure(gid)
+        fresh.add(gid)
 
 
 def _fixed_batch(model) -> bool:
