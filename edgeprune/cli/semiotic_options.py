@@ -8,7 +8,7 @@ import click
 
 
 def semiotic_options(command):
-    """--semiotic-images, --semiotic-chunk, --semiotic-per-mac and --semiotic-lazy."""
+    """--semiotic-images, --semiotic-chunk, --semiotic-per-mac and --semiotic-lazy/--semiotic-exact."""
     options = [
         click.option("--semiotic-images", type=int, default=64, show_default=True,
                      help="semiotic: calibration images every candidate's superization curve is measured on."),
@@ -16,8 +16,9 @@ def semiotic_options(command):
                      help="semiotic: share of a group's channels one greedy step removes (at least the alignment)."),
         click.option("--semiotic-per-mac", is_flag=True,
                      help="semiotic: rank candidates by curve change per MAC removed, not by curve change alone."),
-        click.option("--semiotic-lazy", is_flag=True,
-                     help="semiotic: re-measure only the most promising candidates each step (faster, a heuristic)."),
+        click.option("--semiotic-lazy/--semiotic-exact", default=True, show_default=True,
+                     help="semiotic: re-measure only the most promising candidates each step (a heuristic, about 5x "
+                     "faster), or every candidate at every step."),
     ]
     for option in reversed(options):
         command = option(command)
