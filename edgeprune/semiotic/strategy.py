@@ -6,9 +6,10 @@ candidate on a fixed calibration subset, and keeps the candidate whose curve is 
 model's (`curve_distance`: the mean absolute change of H_0 and of every Delta H_l); it stops as soon as
 the selector says the plan meets the budget. By default the steps are lazy: a step re-measures the
 candidates in the order of their last measured change and takes the first whose fresh change is still the
-smallest (``SemioticSettings.lazy``; False measures every candidate at every step). Plans are measured through one mask-input ONNX Runtime
-session of the original model (`MaskedEvaluator`), never by rebuilding the model. A layer's saliency map is
-the mean of the channels its pruned version still has. Ties go to the earlier group, so runs repeat.
+smallest (``SemioticSettings.lazy``; False measures every candidate at every step). Plans are measured
+through one mask-input ONNX Runtime session of the original model (`MaskedEvaluator`), never by rebuilding
+the model. A layer's saliency map is the mean of the channels its pruned version still has. Ties go to the
+earlier group, so runs repeat.
 """
 
 from __future__ import annotations
