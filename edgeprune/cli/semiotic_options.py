@@ -16,7 +16,7 @@ def semiotic_options(command):
                      help="semiotic: share of a group's channels one greedy step removes (at least the alignment)."),
         click.option("--semiotic-per-mac", is_flag=True,
                      help="semiotic: rank candidates by curve change per MAC removed, not by curve change alone."),
-        click.option("--semiotic-lazy/--semiotic-exact", default=True, show_default=True,
+        click.option("--semiotic-lazy/--semiotic-exact", default=False, show_default=True,
                      help="semiotic: re-measure only the most promising candidates each step (a heuristic, about 5x "
                      "faster), or every candidate at every step."),
     ]

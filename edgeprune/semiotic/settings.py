@@ -13,8 +13,8 @@ class SemioticSettings:
     ``chunk``: the share of a group's channels one greedy step removes (at least the group's alignment step).
     ``per_mac``: rank candidates by curve change per MAC removed instead of by curve change alone.
     ``levels``: grey levels of the entropy (None: 8, fewer for maps of 4x4 or less).
-    ``lazy``: re-measure only the most promising candidates each step (a heuristic, see the strategy; on the
-    ResNet-20 reference model the same accuracy at 2x in a fifth of the time); False measures every one.
+    ``lazy``: re-measure only the most promising candidates each step (a heuristic, see the strategy; about
+    5x faster on the ResNet-20 reference model, not always the same plan); False measures every one.
     ``distance``: how far a candidate's curve is from the original's (`curve_distance`): ``steps`` compares
     H_0 and every Delta H_l, ``levels`` every H_l.
     """
@@ -24,7 +24,7 @@ class SemioticSettings:
     per_mac: bool = False
     levels: int | None = None
     distance: str = "steps"
-    lazy: bool = True
+    lazy: bool = False
 
     def __post_init__(self) -> None:
         if self.images < 1:

@@ -4,9 +4,9 @@ Greedy: from the full model, every step tries removing one chunk from each pruna
 group's lowest-scored kept channels, by the run's criterion), re-measures the superization curve of each
 candidate on a fixed calibration subset, and keeps the candidate whose curve is closest to the original
 model's (`curve_distance`: the mean absolute change of H_0 and of every Delta H_l); it stops as soon as
-the selector says the plan meets the budget. By default the steps are lazy: a step re-measures the
-candidates in the order of their last measured change and takes the first whose fresh change is still the
-smallest (``SemioticSettings.lazy``; False measures every candidate at every step). Plans are measured
+the selector says the plan meets the budget. With ``SemioticSettings.lazy`` the steps are lazy: a step
+re-measures the candidates in the order of their last measured change and takes the first whose fresh
+change is still the smallest; by default every candidate is measured at every step. Plans are measured
 through one mask-input ONNX Runtime session of the original model (`MaskedEvaluator`), never by rebuilding
 the model. A layer's saliency map is the mean of the channels its pruned version still has. Ties go to the
 earlier group, so runs repeat.
