@@ -20,7 +20,6 @@ from _data import calibration_set, split_arrays  # noqa: E402
 
 VARIANTS = {
     "semiotic": ("semiotic", {}),
-    "semiotic-exact": ("semiotic", {"lazy": False}),
     "semiotic-32": ("semiotic", {"images": 32}),
     "semiotic-per-mac": ("semiotic", {"per_mac": True}),
     "semiotic-levels": ("semiotic", {"distance": "levels"}),
