@@ -15,7 +15,7 @@ from edgeprune.analysis import analyze
 from edgeprune.graph import load_model, normalize_proto
 from edgeprune.reconstruct import reconstruct
 from edgeprune.reconstruct.rows import ConvGeometry, outputs_at, patches, sample_positions
-from edgeprune.reconstruct.solve import relative_error, ridge_fit
+from edgeprune.reconstruct.solve import rectified_fit, relative_error, ridge_fit
 from edgeprune.surgery import PruningPlan, apply_plan, run_model, simple_plan
 
 G_LOGGER.severity = G_LOGGER.ERROR
@@ -63,6 +63,23 @@ def test_ridge_recovers_an_exact_linear_map():
     assert relative_error(x, x @ weight.T + bias, fitted_w, fitted_b) < 1e-8
 
 
+def test_rectified_fit_only_cares_about_what_passes_the_relu():
+    """A target that a ReLU reads: entries below zero need only stay below zero. The rectified fit lowers the
+    error after the ReLU on data where a plain least-squares fit cannot follow the kink."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 3))
+    y = np.where(x[:, :1] > 0, 2.0 * x[:, :1], -5.0 + 0.1 * x[:, 1:2])  # flat far below zero, linear above
+    plain_w, plain_b = ridge_fit(x, y, 1e-6)
+    w, b = rectified_fit(x, y, 1e-6, plain_w, plain_b)
+
+    def after_relu(weight, bias):
+        return np.linalg.norm(np.maximum(x @ weight.T + bias, 0) - np.maximum(y, 0))
+
+    assert after_relu(w, b) < 0.8 * after_relu(plain_w, plain_b)
+    exact_w, exact_b = rectified_fit(x, x @ plain_w.T + plain_b, 1e-9, plain_w, plain_b)  # nothing to gain
+    np.testing.assert_allclose(exact_w, plain_w, atol=1e-6)
+
+
 @dataclass
 class _Batch:
     inputs: dict
@@ -83,7 +100,7 @@ class _Arrays:
             yield _Batch({k: v[start:stop] for k, v in self.arrays.items()}, None, np.arange(start, stop))
 
 
-@pytest.mark.parametrize("name", ["resnet20", "resnext", "flatten_gemm_head"])
+@pytest.mark.parametrize("name", ["resnet20", "resnext", "flatten_gemm_head", "mobilenet_v2"])
 def test_reconstruction_brings_outputs_back(name, corpus_dir):
     model = load_model(export_corpus_model(name, "legacy", corpus_dir))
     analysis = analyze(model)

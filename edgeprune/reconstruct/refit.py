@@ -16,7 +16,7 @@ from edgeprune.capture.session import ActivationRunner
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
 from edgeprune.reconstruct.rows import ConvGeometry, outputs_at, patches, sample_positions
-from edgeprune.reconstruct.solve import relative_error, ridge_fit
+from edgeprune.reconstruct.solve import rectified_fit, relative_error, ridge_fit
 from edgeprune.surgery.plan import PruningPlan
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class _Target:
     output: str
     kept_out: np.ndarray
     geometry: ConvGeometry | None
+    rectified: bool = False  # the output is read only by Relu: negative targets need only stay negative
     positions: np.ndarray | None = None
     y_rows: list | None = None
 
@@ -98,12 +99,15 @@ def reconstruct(
 def _targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray, scope: str):
     weights = {t.name: t for t in original.proto.graph.initializer}
     lost = {node for node, tensor in analysis.reducing_edges if not analysis.kept_positions(tensor, keep).all()}
-    chosen = lost if scope == "lost" else _downstream(original, lost)
+    readers = _readers(original)
+    chosen = lost if scope == "lost" else _downstream(original, lost, readers)
     targets, skipped = [], []
     for node in original.proto.graph.node:
         if node.name not in chosen or (node.name not in lost and node.op_type not in ("Conv", "Gemm")):
             continue
         attrs = {a.name: _attr(a) for a in node.attribute}
+        if node.name not in lost and attrs.get("group", 1) != 1:
+            continue  # a grouped or depthwise conv mixes no channels: the convs after it correct its drift
         weight = weights.get(node.input[1]) if len(node.input) > 1 else None
         kept_out = analysis.kept_positions(node.output[0], keep)
         if kept_out is None and weight is not None and node.name not in lost:
@@ -114,16 +118,21 @@ def _targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray, 
             skipped.append(LayerRefit(node.name, node.op_type, 0, 0, float("nan"), float("nan"), False,
                                       "not refitted: only Conv (explicit pads) and Gemm are"))
             continue
-        targets.append(_Target(node.name, node.op_type, node.input[0], node.output[0], kept_out, geometry))
+        rectified = bool(readers.get(node.output[0])) and all(r.op_type == "Relu" for r in readers[node.output[0]])
+        targets.append(_Target(node.name, node.op_type, node.input[0], node.output[0], kept_out, geometry, rectified))
     return targets, skipped
 
 
-def _downstream(original: ModelGraph, lost: set[str]) -> set[str]:
-    """``lost`` and every node that reads, directly or not, the output of one of them."""
+def _readers(original: ModelGraph) -> dict[str, list]:
     readers: dict[str, list] = {}
     for node in original.proto.graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
+    return readers
+
+
+def _downstream(original: ModelGraph, lost: set[str], readers: dict[str, list]) -> set[str]:
+    """``lost`` and every node that reads, directly or not, the output of one of them."""
     reached, frontier = set(lost), [n for n in original.proto.graph.node if n.name in lost]
     while frontier:
         node = frontier.pop()
@@ -199,6 +208,8 @@ def _refit(target: _Target, node, graph, calibration, batch_size, provider, ridg
         xs, ys = x[:, g * cols_in:(g + 1) * cols_in], y[:, g * rows_out:(g + 1) * rows_out]
         out = slice(g * rows_out, (g + 1) * rows_out)
         fitted_w, fitted_b = ridge_fit(xs, ys, ridge)
+        if target.rectified:
+            fitted_w, fitted_b = rectified_fit(xs, ys, ridge, fitted_w, fitted_b)
         before += relative_error(xs, ys, matrix[out], bias[out]) ** 2
         after += relative_error(xs, ys, fitted_w, fitted_b) ** 2
         new_matrix[out], new_bias[out] = fitted_w, fitted_b
