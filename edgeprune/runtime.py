@@ -92,10 +92,13 @@ def resolve_providers(provider: str = "cpu") -> list[str]:
     raise InputError(f"unknown provider '{provider}'; choose one of auto, cpu, cuda, tensorrt")
 
 
-def create_session(model_bytes: bytes, provider: str = "cpu", threads: int | None = None):
+def create_session(model_bytes: bytes, provider: str = "cpu", threads: int | None = None,
+                   disabled_optimizers: Sequence[str] = ()):
+    """A session on the provider; ``disabled_optimizers`` names ONNX Runtime graph rewrites to leave out."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(model_bytes, _session_options(threads), providers=resolve_providers(provider))
+    return ort.InferenceSession(model_bytes, _session_options(threads), providers=resolve_providers(provider),
+                                disabled_optimizers=list(disabled_optimizers) or None)
 
 
 def run(session, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:

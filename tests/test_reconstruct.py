@@ -141,3 +141,21 @@ def test_downstream_scope_also_refits_layers_whose_inputs_only_drifted(corpus_di
     assert set(head) <= downstream_nodes  # the classifier is refitted against the drift it receives
     with pytest.raises(ValueError, match="scope"):
         reconstruct(model, pruned, analysis, plan, fit, scope="everything")
+
+
+def test_requested_outputs_survive_runtime_fusions():
+    """ONNX Runtime's Conv+Add+Relu fusion dropped a residual conv output that was asked for as a graph output
+    on this pruned model (session creation failed); sessions that read intermediate tensors leave it out."""
+    import json
+    from pathlib import Path
+
+    from edgeprune.capture import ActivationRunner
+    from edgeprune.reference import model_path
+
+    model = load_model(model_path("resnet20_fmnist"))
+    analysis = analyze(model)
+    kept = json.loads((Path(__file__).parent / "data" / "resnet20_fusion_plan.json").read_text())["kept"]
+    pruned = apply_plan(model, analysis, PruningPlan(analysis.model_sha256, {k: tuple(v) for k, v in kept.items()}))
+    names = ["/blocks/blocks.6/body/body.0/body.0.2/Relu_output_0", "/blocks/blocks.6/shortcut/shortcut.0/Conv_output_0"]
+    values = ActivationRunner(pruned, names, "cpu").run({"input": np.zeros((2, 1, 28, 28), np.float32)})
+    assert values[names[1]].shape == (2, len(kept["/blocks/blocks.6/shortcut/shortcut.0/Conv"]), 7, 7)

@@ -13,6 +13,11 @@ from edgeprune.runtime import create_session
 
 logger = logging.getLogger(__name__)
 
+# ONNX Runtime's Conv+Add+Relu fusion can swallow a conv output even when it was asked for as a graph output
+# (session creation then fails with "Failed to find node output"); a session that exists to read
+# intermediate tensors leaves that fusion out.
+KEEPS_OUTPUTS = ("ConvAddActivationFusion",)
+
 
 def with_outputs(model: ModelGraph, names: Sequence[str]) -> bytes:
     """The model's bytes with ``names`` added as graph outputs (types and shapes from inference)."""
@@ -37,7 +42,7 @@ class ActivationRunner:
 
     def __init__(self, model: ModelGraph, names: Sequence[str], provider: str = "auto", threads: int | None = None):
         self.names = list(dict.fromkeys(names))
-        self.session = create_session(with_outputs(model, self.names), provider, threads)
+        self.session = create_session(with_outputs(model, self.names), provider, threads, KEEPS_OUTPUTS)
         self.on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -57,7 +57,9 @@ class _Target:
     output: str
     kept_out: np.ndarray
     geometry: ConvGeometry | None
-    rectified: bool = False  # the output is read only by Relu: negative targets need only stay negative
+    rectified: bool = False  # what follows is a ReLU: negative targets need only stay negative
+    addend: str | None = None  # the output is added to this tensor (a residual shortcut) before anything else
+    reference: str = ""  # the original tensor to match: the output itself, or the residual sum
     positions: np.ndarray | None = None
     y_rows: list | None = None
 
@@ -118,9 +120,29 @@ def _targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray, 
             skipped.append(LayerRefit(node.name, node.op_type, 0, 0, float("nan"), float("nan"), False,
                                       "not refitted: only Conv (explicit pads) and Gemm are"))
             continue
-        rectified = bool(readers.get(node.output[0])) and all(r.op_type == "Relu" for r in readers[node.output[0]])
-        targets.append(_Target(node.name, node.op_type, node.input[0], node.output[0], kept_out, geometry, rectified))
+        addend, reference = _residual(original, node, readers)
+        rectified = _only_relu(readers.get(reference, ()))
+        targets.append(_Target(node.name, node.op_type, node.input[0], node.output[0], kept_out, geometry, rectified,
+                               addend, reference))
     return targets, skipped
+
+
+def _residual(original: ModelGraph, node, readers) -> tuple[str | None, str]:
+    """A conv whose only reader is an Add with a tensor of its own shape (a residual block's last conv) is
+    fitted to the original sum minus the other operand's current values: it then also corrects the drift
+    that the shortcut carries. Returns (addend, tensor to match)."""
+    output = node.output[0]
+    after = readers.get(output, ())
+    if node.op_type != "Conv" or len(after) != 1 or after[0].op_type != "Add" or len(after[0].input) != 2:
+        return None, output
+    other = [name for name in after[0].input if name != output]
+    if len(other) != 1 or original.shapes.get(other[0]) != original.shapes.get(output):
+        return None, output
+    return other[0], after[0].output[0]
+
+
+def _only_relu(readers) -> bool:
+    return bool(readers) and all(reader.op_type == "Relu" for reader in readers)
 
 
 def _readers(original: ModelGraph) -> dict[str, list]:
@@ -159,7 +181,7 @@ def _attr(attribute):
 def _collect_original_outputs(original, targets, calibration, per_image, batch_size, provider, seed) -> None:
     if not targets:
         return
-    runner = ActivationRunner(original, [t.output for t in targets], provider)
+    runner = ActivationRunner(original, sorted({t.reference for t in targets}), provider)
     for t in targets:
         t.y_rows = []
         shape = original.shapes[t.output]
@@ -169,7 +191,7 @@ def _collect_original_outputs(original, targets, calibration, per_image, batch_s
     for batch, values in runner.stream(calibration.batches(batch_size)):
         count = len(batch.indices)
         for t in targets:
-            y = values[t.output][:, t.kept_out]
+            y = values[t.reference][:, t.kept_out]
             if t.geometry is None:
                 t.y_rows.append(y.reshape(count, -1))
             else:
@@ -185,17 +207,23 @@ def _refit(target: _Target, node, graph, calibration, batch_size, provider, ridg
     import onnx_graphsurgeon as gs
 
     current = ModelGraph(export_clean(graph), {}, {})
-    runner = ActivationRunner(current, [target.input], provider)
-    x_rows, first = [], 0
+    addend = target.addend if target.addend in graph.tensors() else None
+    runner = ActivationRunner(current, [target.input] + ([addend] if addend else []), provider)
+    x_rows, s_rows, first = [], [], 0
     for batch, values in runner.stream(calibration.batches(batch_size)):
         x = values[target.input]
         count = len(batch.indices)
         if target.geometry is None:
             x_rows.append(x.reshape(count, -1))
         else:
-            x_rows.append(patches(x, first, _in_batch(target.positions, first, count), target.geometry))
+            at = _in_batch(target.positions, first, count)
+            x_rows.append(patches(x, first, at, target.geometry))
+            if addend:
+                s_rows.append(outputs_at(values[addend], first, at))
         first += count
     x, y = np.concatenate(x_rows), np.concatenate(target.y_rows)
+    offset = np.concatenate(s_rows) if s_rows else np.zeros((1, y.shape[1]))
+    y = y - offset  # the residual sum minus what the shortcut now brings: what this conv must make
     weight = np.asarray(node.inputs[1].values)
     bias = np.asarray(node.inputs[2].values) if len(node.inputs) > 2 and node.inputs[2].name else np.zeros(y.shape[1], weight.dtype)
     transposed = target.op == "Gemm" and not int(node.attrs.get("transB", 0))
@@ -205,13 +233,13 @@ def _refit(target: _Target, node, graph, calibration, batch_size, provider, ridg
     before = after = 0.0
     rows_out, cols_in = matrix.shape[0] // groups, x.shape[1] // groups
     for g in range(groups):
-        xs, ys = x[:, g * cols_in:(g + 1) * cols_in], y[:, g * rows_out:(g + 1) * rows_out]
         out = slice(g * rows_out, (g + 1) * rows_out)
+        xs, ys, shift = x[:, g * cols_in:(g + 1) * cols_in], y[:, out], offset[:, out]
         fitted_w, fitted_b = ridge_fit(xs, ys, ridge)
         if target.rectified:
-            fitted_w, fitted_b = rectified_fit(xs, ys, ridge, fitted_w, fitted_b)
-        before += relative_error(xs, ys, matrix[out], bias[out]) ** 2
-        after += relative_error(xs, ys, fitted_w, fitted_b) ** 2
+            fitted_w, fitted_b = rectified_fit(xs, ys, ridge, fitted_w, fitted_b, shift)
+        before += relative_error(xs, ys, matrix[out], bias[out], shift, target.rectified) ** 2
+        after += relative_error(xs, ys, fitted_w, fitted_b, shift, target.rectified) ** 2
         new_matrix[out], new_bias[out] = fitted_w, fitted_b
     before, after = np.sqrt(before / groups), np.sqrt(after / groups)
     applied = after < before

@@ -19,29 +19,33 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, n
     return weight, y_mean - weight @ x_mean
 
 
-def relative_error(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> float:
-    residual = y.astype(np.float64) - (x.astype(np.float64) @ weight.T + bias)
-    return float(np.linalg.norm(residual) / max(np.linalg.norm(y), 1e-12))
+def relative_error(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                   offset: np.ndarray | float = 0.0, rectified: bool = False) -> float:
+    """||y - (x W^T + b)|| / ||y||; with ``rectified``, of relu(. + offset) on both sides: what a ReLU after
+    the layer (and after an Add of ``offset``) passes on."""
+    prediction = x.astype(np.float64) @ weight.T + bias
+    target = y.astype(np.float64)
+    if rectified:
+        prediction, target = np.maximum(prediction + offset, 0.0), np.maximum(target + offset, 0.0)
+    return float(np.linalg.norm(target - prediction) / max(np.linalg.norm(target), 1e-12))
 
 
 def rectified_fit(x: np.ndarray, y: np.ndarray, ridge: float, weight: np.ndarray, bias: np.ndarray,
-                  rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Refine a fit whose outputs go through a ReLU: where the target is negative, any negative prediction is
-    as good as the target itself, so those entries are moved to min(prediction, 0) and the fit repeated.
+                  offset: np.ndarray | float = 0.0, rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Refine a fit of ``y`` whose outputs, plus ``offset``, go through a ReLU: where ``y + offset`` is
+    negative, any prediction that keeps the sum negative is as good as the target itself, so those entries
+    are moved to min(prediction + offset, 0) - offset and the fit repeated.
 
-    Each round can only lower the error after the ReLU on the fitted rows, so the returned fit is kept only
-    if it does (measured after the ReLU against the original's).
+    A round's fit is kept only if it lowers the error after the ReLU (see :func:`relative_error`).
     """
-    def after_relu_error(w, b):
-        return float(np.linalg.norm(np.maximum(x @ w.T + b, 0) - np.maximum(y, 0)))
-
-    best, best_error = (weight, bias), after_relu_error(weight, bias)
-    negative = y < 0
+    best = (weight, bias)
+    best_error = relative_error(x, y, weight, bias, offset, rectified=True)
+    negative = (y + offset) < 0
     for _ in range(rounds):
         prediction = x @ weight.T + bias
-        target = np.where(negative, np.minimum(prediction, 0.0), y)
+        target = np.where(negative, np.minimum(prediction + offset, 0.0) - offset, y)
         weight, bias = ridge_fit(x, target, ridge)
-        error = after_relu_error(weight, bias)
+        error = relative_error(x, y, weight, bias, offset, rectified=True)
         if error < best_error:
             best, best_error = (weight, bias), error
     return best

@@ -26,7 +26,7 @@ class MaskedEvaluator:
 
     def __init__(self, model: ModelGraph, analysis: ChannelAnalysis, batches: Sequence[Mapping[str, np.ndarray]],
                  extra_outputs: Sequence[str] = (), provider: str = "auto", threads: int | None = None) -> None:
-        from edgeprune.capture.session import with_outputs
+        from edgeprune.capture.session import KEEPS_OUTPUTS, with_outputs
         from edgeprune.runtime import create_session
 
         self.analysis = analysis
@@ -35,7 +35,7 @@ class MaskedEvaluator:
         self.output_names = tuple(model.output_names)
         self.extra_outputs = tuple(n for n in dict.fromkeys(extra_outputs) if n not in self.output_names)
         masked = ModelGraph.from_proto(_mask_inputs_model(model, analysis, self.mask_inputs))
-        self.session = create_session(with_outputs(masked, self.extra_outputs), provider, threads)
+        self.session = create_session(with_outputs(masked, self.extra_outputs), provider, threads, KEEPS_OUTPUTS)
         self.names = list(self.output_names + self.extra_outputs)
         self.batches = [{name: np.ascontiguousarray(v) for name, v in b.items()} for b in batches]
 
