@@ -12,8 +12,8 @@ import pytest
 from onnx_graphsurgeon.logger import G_LOGGER
 
 from builders import conv_bn_relu_model, write_model
+from cli_runner import run
 from corpus import export_corpus_model
-from edgeprune.cli import main
 from edgeprune.hardware import load_profile, resolve_device
 from edgeprune.hardware.layers import LayerSpec
 from edgeprune.hardware.single_layer import layer_model, sample_counts
@@ -21,17 +21,6 @@ from edgeprune.hardware.timing import Runner, compare, measure
 from edgeprune.runtime import tensorrt_works
 
 G_LOGGER.severity = G_LOGGER.ERROR
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from onnx_graphsurgeon.logger import G_LOGGER
 
+from cli_runner import run
 from corpus import export_corpus_model
-from edgeprune.cli import main
 from edgeprune.evaluate import Comparison
 from edgeprune.graph import load_model
 from edgeprune.pipeline import OptimizeConfig, _guard_accuracy
@@ -31,16 +31,6 @@ def calib(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("calib") / "calib.npz"
     np.savez(path, input=rng.standard_normal((80, 1, 28, 28)).astype(np.float32), labels=rng.integers(0, 10, 80))
     return path
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def optimize(capsys, model, calib, out, *extra):

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from onnx_graphsurgeon.logger import G_LOGGER
 
+from cli_runner import run
 from corpus import export_corpus_model
 from edgeprune.analysis import analyze
 from edgeprune.calibration import load_calibration
-from edgeprune.cli import main
 from edgeprune.cost import PlanCostModel
 from edgeprune.errors import InputError
 from edgeprune.graph import load_model
 from edgeprune.search.environment import PruningEnvironment
 from edgeprune.search.rewards import (accuracy_reward, agreement_reward, entropy_ratios, entropy_reward,
                                       map_entropies)
-from edgeprune.search.rl import SearchRecord, run_search, search
+from edgeprune.search.rl import run_search, search
 from edgeprune.search.settings import AgentSettings, SearchSettings, parse_pairs
 from edgeprune.selection import Budget, SelectionContext, Selector
 
@@ -174,16 +174,6 @@ def test_settings_from_key_value_pairs():
         parse_pairs(["warmup"])
     with pytest.raises(InputError, match="cannot take"):
         SearchSettings().with_options({"warmup": "many"})
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -11,19 +11,9 @@ import pytest
 from onnx_graphsurgeon.logger import G_LOGGER
 
 from builders import two_group_model, write_model
-from edgeprune.cli import main
+from cli_runner import run
 
 G_LOGGER.severity = G_LOGGER.ERROR
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

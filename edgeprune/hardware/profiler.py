@@ -15,7 +15,6 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper
 
 from edgeprune.errors import InputError

@@ -10,7 +10,6 @@ the search the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 from onnx.helper import get_attribute_value
