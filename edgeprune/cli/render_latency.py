@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 
 def latency_lines(section: Mapping, limit: int = 40) -> list[str]:
-    lines = [f"  latency   on {section['device']} ({section['provider']}, {section['precision']}, align "
+    lines = [f"  latency   on {section['device']} ({section['provider']}, {section['precision']}, its channel alignment "
              f"{section['alignment']}; {section['tables']}, whole-model factor {section['factor']:.2f})"]
     speedup = section.get("predicted_speedup")
     lines.append(f"    predicted {section['predicted_ms_before']:.3f} -> {section['predicted_ms_after']:.3f} ms "
