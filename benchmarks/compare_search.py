@@ -75,7 +75,7 @@ def run_model(args, name: str, path: Path) -> str:
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.evaluate import compare
     from edgeprune.graph import load_model
-    from edgeprune.pipeline import OptimizeConfig, _Clock, prune_to_budget
+    from edgeprune.pipeline import OptimizeConfig, StageClock, prune_to_budget
     from edgeprune.selection import Budget, Selector, parse_fraction
 
     model = load_model(path)
@@ -98,7 +98,7 @@ def run_model(args, name: str, path: Path) -> str:
                                     criterion=criterion, seed=args.seed, provider="cpu", **extra)
             timings: dict[str, float] = {}
             start = time.perf_counter()
-            outcome = prune_to_budget(model, analysis, selector, fit, fit, config, clock=_Clock(timings))
+            outcome = prune_to_budget(model, analysis, selector, fit, fit, config, clock=StageClock(timings))
             total = time.perf_counter() - start
             rebuilt = compare(model, outcome.final, test, batch_size=256, provider="cpu")
             kept = model_cost(outcome.final).macs / model_cost(model).macs

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.evaluate import compare
     from edgeprune.graph import load_model
-    from edgeprune.pipeline import OptimizeConfig, prune_to_budget
+    from edgeprune.pipeline import OptimizeConfig, StageClock, prune_to_budget
     from edgeprune.selection import Budget, Selector
     from edgeprune.semiotic.settings import SemioticSettings
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, semiotic=SemioticSettings(**settings))
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        outcome = prune_to_budget(model, analysis, selector, fit, fit, config, clock=_Laps(timings))
+        outcome = prune_to_budget(model, analysis, selector, fit, fit, config, clock=StageClock(timings))
         seconds = time.perf_counter() - start
         plain = compare(model, outcome.pruned, test, batch_size=256, provider="cpu")
         rebuilt = compare(model, outcome.final, test, batch_size=256, provider="cpu")
@@ -89,18 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(table + "\n", encoding="utf-8")
     return 0
-
-
-class _Laps:
-    """The pipeline's stage clock, keeping the seconds of each stage."""
-
-    def __init__(self, timings: dict[str, float]) -> None:
-        self.timings, self.start = timings, time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name] = round(now - self.start, 3)
-        self.start = now
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     from edgeprune.scoring.registry import scorer
 
     timings: dict[str, float] = {}
-    clock = _Clock(timings)
+    clock = StageClock(timings)
     scorer(config.criterion)  # an unknown criterion fails before any work
     model = load_model(config.model)
     analysis = analyze(model)
@@ -143,9 +143,9 @@ class PruneOutcome:
 
 
 def prune_to_budget(model, analysis, selector: Selector, fit, held_out, config: OptimizeConfig,
-                    progress: Progress | None = None, clock: "_Clock | None" = None) -> PruneOutcome:
+                    progress: Progress | None = None, clock: "StageClock | None" = None) -> PruneOutcome:
     """Score, select, cut, prove, and (optionally) reconstruct: the part of `optimize` benchmarks reuse."""
-    clock = clock or _Clock({})
+    clock = clock or StageClock({})
     scores, scoring = _score(config, model, analysis, fit, progress, clock)
     context = SelectionContext(model, analysis, selector, {gid: s.scores for gid, s in scores.items()}, fit=fit,
                                config=config, progress=progress)
@@ -282,7 +282,9 @@ def _write(out: Path, model, plan: PruningPlan, report: Report) -> OptimizeResul
     return OptimizeResult(out / names[0], out / names[1], out / names[2], report)
 
 
-class _Clock:
+class StageClock:
+    """Seconds spent in each stage: ``lap(name)`` records the time since the previous lap under ``name``."""
+
     def __init__(self, timings: dict[str, float]) -> None:
         self.timings, self.start = timings, time.perf_counter()
 
