@@ -139,6 +139,9 @@ def test_downstream_scope_also_refits_layers_whose_inputs_only_drifted(corpus_di
     assert lost_nodes < downstream_nodes
     head = [n.name for n in model.proto.graph.node if n.op_type == "Gemm"]
     assert set(head) <= downstream_nodes  # the classifier is refitted against the drift it receives
+    notes = {layer.node: layer.note for layer in downstream.layers}
+    assert any(note == "fitted to the residual sum after the ReLU" for note in notes.values())  # a block's last conv
+    assert all(notes[name] == "fitted to its output" for name in head)
     with pytest.raises(ValueError, match="scope"):
         reconstruct(model, pruned, analysis, plan, fit, scope="everything")
 

@@ -252,4 +252,6 @@ def _refit(target: _Target, node, graph, calibration, batch_size, provider, ridg
         else:
             node.inputs.append(bias_constant)
     logger.info("refit %s: relative error %.4f -> %.4f%s", target.node, before, after, "" if applied else " (kept)")
-    return LayerRefit(target.node, target.op, len(x), x.shape[1], float(before), float(min(before, after)), applied)
+    aim = ("the residual sum" if addend else "its output") + (" after the ReLU" if target.rectified else "")
+    return LayerRefit(target.node, target.op, len(x), x.shape[1], float(before), float(min(before, after)), applied,
+                      f"fitted to {aim}")
