@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,27 @@ def calibration_set(model, images: np.ndarray, labels: np.ndarray, folder: Path 
     path = folder / f"data-{len(images)}-{abs(hash(images.tobytes())) % 10**8}.npz"
     np.savez(path, input=images.astype(np.float32), labels=labels)
     return load_calibration(path, model)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A reference model, its channel analysis, calibration images from the train split and test images."""
+
+    model: object  # ModelGraph
+    analysis: object  # ChannelAnalysis
+    fit: object  # CalibrationSet, train split
+    test: object  # CalibrationSet, test split
+    fit_source: str
+    test_source: str
+
+
+def experiment(model_path, calib_images: int, test_images: int, seed: int) -> Experiment:
+    """What the accuracy benchmarks share: calibrate on the train split, judge on the test split."""
+    from edgeprune.analysis import analyze
+    from edgeprune.graph import load_model
+
+    model = load_model(model_path)
+    fit_x, fit_y, fit_source = split_arrays("train", calib_images, seed)
+    test_x, test_y, test_source = split_arrays("test", test_images, seed)
+    return Experiment(model, analyze(model), calibration_set(model, fit_x, fit_y),
+                      calibration_set(model, test_x, test_y), fit_source, test_source)

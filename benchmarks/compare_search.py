@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import calibration_set, split_arrays  # noqa: E402
+from _data import experiment  # noqa: E402
 
 
 def methods(episodes: int, search_images: int, variants: bool = False):
@@ -71,18 +71,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_model(args, name: str, path: Path) -> str:
-    from edgeprune.analysis import analyze
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.evaluate import compare
-    from edgeprune.graph import load_model
     from edgeprune.pipeline import OptimizeConfig, StageClock, prune_to_budget
     from edgeprune.selection import Budget, Selector, parse_fraction
 
-    model = load_model(path)
-    analysis = analyze(model)
-    fit_x, fit_y, fit_source = split_arrays("train", args.calib_images, args.seed)
-    test_x, test_y, test_source = split_arrays("test", args.test_images, args.seed)
-    fit, test = calibration_set(model, fit_x, fit_y), calibration_set(model, test_x, test_y)
+    data = experiment(path, args.calib_images, args.test_images, args.seed)
+    model, analysis, fit, test = data.model, data.analysis, data.fit, data.test
+    fit_source, test_source = data.fit_source, data.test_source
     original = compare(model, model, test, batch_size=256, provider="cpu").accuracy_original
     only = set(args.only.split(";")) if args.only else None
     rows = []
@@ -105,7 +101,7 @@ def run_model(args, name: str, path: Path) -> str:
             row = (target_text, kept, label, rebuilt.accuracy_pruned, rebuilt.agreement, timings.get("select", 0.0), total)
             rows.append(row)
             print(f"done: {name} {target_text} {label}: {row[3]:.4f} search {row[5]:.1f}s", flush=True)
-    return _table(name, args, original, rows, fit_source, test_source, len(test_x))
+    return _table(name, args, original, rows, fit_source, test_source, test.count)
 
 
 def _table(name, args, original: float, rows, fit_source: str, test_source: str, tests: int) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import calibration_set, split_arrays  # noqa: E402
+from _data import experiment  # noqa: E402
 
 # (strategy, criterion, per-group normalisation of the global ranking, label)
 METHODS = (
@@ -41,19 +41,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from onnx_graphsurgeon.logger import G_LOGGER
 
-    from edgeprune.analysis import analyze
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.evaluate import compare
-    from edgeprune.graph import load_model
     from edgeprune.pipeline import OptimizeConfig, prune_to_budget
     from edgeprune.selection import Budget, Selector
 
     G_LOGGER.severity = G_LOGGER.ERROR
-    model = load_model(args.model)
-    analysis = analyze(model)
-    fit_x, fit_y, fit_source = split_arrays("train", args.calib_images, args.seed)
-    test_x, test_y, test_source = split_arrays("test", args.test_images, args.seed)
-    fit, test = calibration_set(model, fit_x, fit_y), calibration_set(model, test_x, test_y)
+    data = experiment(args.model, args.calib_images, args.test_images, args.seed)
+    model, analysis, fit, test = data.model, data.analysis, data.fit, data.test
+    fit_source, test_source = data.fit_source, data.test_source
     baseline = compare(model, model, test, batch_size=256, provider="cpu")
     rows = []
     for target in (float(t) for t in args.targets.split(",")):
@@ -71,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             kept = model_cost(outcome.final).macs / model_cost(model).macs
             rows.append((target, kept, label, plain.accuracy_pruned, rebuilt.accuracy_pruned, rebuilt.agreement, seconds))
             print(f"done: {target} {label}: {plain.accuracy_pruned:.4f} -> {rebuilt.accuracy_pruned:.4f}", flush=True)
-    table = _table(args, baseline.accuracy_original, rows, fit_source, test_source, len(test_x))
+    table = _table(args, baseline.accuracy_original, rows, fit_source, test_source, test.count)
     print(table)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _data import calibration_set, split_arrays  # noqa: E402
+from _data import experiment  # noqa: E402
 
 VARIANTS = {
     "semiotic": ("semiotic", {}),
@@ -43,20 +43,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from onnx_graphsurgeon.logger import G_LOGGER
 
-    from edgeprune.analysis import analyze
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.evaluate import compare
-    from edgeprune.graph import load_model
     from edgeprune.pipeline import OptimizeConfig, StageClock, prune_to_budget
     from edgeprune.selection import Budget, Selector
     from edgeprune.semiotic.settings import SemioticSettings
 
     G_LOGGER.severity = G_LOGGER.ERROR
-    model = load_model(args.model)
-    analysis = analyze(model)
-    fit_x, fit_y, fit_source = split_arrays("train", args.calib_images, args.seed)
-    test_x, test_y, test_source = split_arrays("test", args.test_images, args.seed)
-    fit, test = calibration_set(model, fit_x, fit_y), calibration_set(model, test_x, test_y)
+    data = experiment(args.model, args.calib_images, args.test_images, args.seed)
+    model, analysis, fit, test = data.model, data.analysis, data.fit, data.test
+    fit_source, test_source = data.fit_source, data.test_source
     original = compare(model, model, test, batch_size=256, provider="cpu").accuracy_original
     budget = Budget(macs=args.target)
     selector = Selector(analysis, PlanCostModel(model, analysis), budget)
@@ -77,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                      timings.get("select", 0.0), seconds))
         print(f"done: {name}: {plain.accuracy_pruned:.4f} -> {rebuilt.accuracy_pruned:.4f} "
               f"(select {timings.get('select', 0.0):.1f} s)", flush=True)
-    lines = [f"Model `{args.model}`: test accuracy {original:.2%} on {len(test_x):,} images ({test_source}); "
+    lines = [f"Model `{args.model}`: test accuracy {original:.2%} on {test.count:,} images ({test_source}); "
              f"target {args.target:.0%} of the MACs; criterion {args.criterion}.",
              f"Calibration: {args.calib_images} images from the {fit_source}, seed {args.seed}; no training.", "",
              "| method | MACs kept | accuracy, no reconstruction | accuracy, reconstructed | top-1 agreement | "
