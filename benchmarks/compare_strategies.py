@@ -1,4 +1,4 @@
-"""Accuracy after pruning without training: the MI ranker against the uniform and l1 baselines.
+"""Accuracy after pruning without training: the default, the MI ranker, and the uniform and l1 baselines.
 
     python benchmarks/compare_strategies.py --model edgeprune/reference/resnet20_fmnist.onnx --targets 0.5,0.2
 
@@ -20,10 +20,11 @@ from _data import experiment  # noqa: E402
 
 # (strategy, criterion, per-group normalisation of the global ranking, label)
 METHODS = (
-    ("mi", "aura-mi", "mean", "MI ranker, aura-mi, mean-normalised (default)"),
-    ("mi", "aura-mi", "max", "MI ranker, aura-mi, max-normalised"),
+    ("mi", "refit-error", "mean", "global ranking, refit-error, mean-normalised (default)"),
+    ("mi", "refit-error", "none", "global ranking, refit-error, raw scores"),
+    ("uniform", "refit-error", "mean", "uniform, refit-error inside layers"),
+    ("mi", "aura-mi", "mean", "MI ranker, aura-mi, mean-normalised"),
     ("mi", "l1", "mean", "global ranking, l1, mean-normalised"),
-    ("mi", "l1", "max", "global ranking, l1, max-normalised"),
     ("uniform", "l1", "mean", "uniform, l1 inside layers"),
     ("mi", "random", "mean", "global ranking, random scores"),
 )

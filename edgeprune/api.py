@@ -9,6 +9,7 @@ from edgeprune.analysis import analyze
 from edgeprune.cost import PlanCostModel, model_cost
 from edgeprune.errors import InputError, VerificationError
 from edgeprune.graph import load_model
+from edgeprune.scoring.registry import DEFAULT_CRITERION
 from edgeprune.summary import describe_model
 from edgeprune.surgery import PruningPlan, apply_plan, simple_plan, verify as verify_plan
 
@@ -58,23 +59,21 @@ def prune_model(
 
 
 def score_model(
-    model_path: PathLike, calib: PathLike, *, criterion: str = "aura-mi", preprocessing: dict | None = None,
+    model_path: PathLike, calib: PathLike, *, criterion: str = DEFAULT_CRITERION, preprocessing: dict | None = None,
     limit: int | None = None, batch_size: int = 64, seed: int = 0, provider: str = "auto",
 ) -> dict:
     """Per prunable group, one score per channel (higher is more important), as plain data."""
     from edgeprune.calibration import load_calibration
-    from edgeprune.scoring.registry import ScoringContext, measures_for, needs_activations, score_groups
+    from edgeprune.scoring.measure import measure_and_score
+    from edgeprune.scoring.registry import needs_activations, needs_grams
 
     model = load_model(model_path)
     analysis = analyze(model)
-    stats = None
-    if needs_activations(criterion):
-        from edgeprune.capture import capture_stats
-
+    data = None
+    if needs_activations(criterion) or needs_grams(criterion):
         data = load_calibration(calib, model, limit=limit, seed=seed, **(preprocessing or {}))
-        stats = capture_stats(model, analysis, data, batch_size=batch_size, provider=provider,
-                              measures=measures_for(criterion))
-    scores = score_groups(ScoringContext(model, analysis, stats, seed), criterion)
+    scores, _ = measure_and_score(model, analysis, data, criterion, batch_size=batch_size, provider=provider,
+                                  seed=seed)
     return {
         "model_sha256": analysis.model_sha256,
         "criterion": criterion,

@@ -16,6 +16,7 @@ from edgeprune.errors import BudgetError, InputError, VerificationError
 from edgeprune.evaluate import compare
 from edgeprune.graph import load_model
 from edgeprune.report import Report
+from edgeprune.scoring.registry import DEFAULT_CRITERION
 from edgeprune.search.settings import SearchSettings
 from edgeprune.selection import STRATEGIES, Budget, SelectionContext, Selector, strategy
 from edgeprune.semiotic.settings import SemioticSettings
@@ -34,7 +35,7 @@ class OptimizeConfig:
     out: Path
     budget: Budget
     strategy: str = "mi"
-    criterion: str = "aura-mi"
+    criterion: str = DEFAULT_CRITERION
     normalisation: str = "mean"  # how the MI ranker puts groups on one scale (selection.ranker.NORMALISATIONS)
     reconstruct: bool = True
     held_out: float = 0.2
@@ -211,20 +212,12 @@ def _flat(channels: int):
 
 
 def _score(config, model, analysis, fit, progress, clock):
-    from edgeprune.scoring.registry import ScoringContext, measures_for, needs_activations, score_groups
+    from edgeprune.scoring.measure import measure_and_score
 
-    stats, info = None, {"criterion": config.criterion}
-    if needs_activations(config.criterion):
-        from edgeprune.capture import capture_stats
-
-        report = (lambda done, total: progress("capture", done, total)) if progress else None
-        stats = capture_stats(model, analysis, fit, batch_size=config.batch_size, levels=config.levels,
-                              provider=config.provider, progress=report, measures=measures_for(config.criterion))
-        info.update(images=stats.images, capture_points=len(stats.points), labels=stats.labels_source,
-                    seconds=dict(stats.seconds))
-        clock.lap("capture")
-    scores = score_groups(ScoringContext(model, analysis, stats, config.seed), config.criterion)
-    info["fallback_groups"] = sorted(gid for gid, s in scores.items() if s.fallback)
+    scores, info = measure_and_score(model, analysis, fit, config.criterion, batch_size=config.batch_size,
+                                     provider=config.provider, levels=config.levels, seed=config.seed,
+                                     samples_per_image=config.samples_per_image, ridge=config.ridge,
+                                     progress=progress, lap=clock.lap)
     clock.lap("score")
     return scores, info
 

@@ -44,7 +44,7 @@ def test_optimize_writes_model_plan_and_report(capsys, model, calib, tmp_path):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["cost_after"]["macs"] <= 0.5 * report["cost_before"]["macs"]
     assert report["verification"]["passed"]
-    assert report["settings"]["budget"]["macs"] == 0.5 and report["settings"]["criterion"] == "aura-mi"
+    assert report["settings"]["budget"]["macs"] == 0.5 and report["settings"]["criterion"] == "refit-error"
     assert report["model"]["calibration"]["held_out"] == 16 and report["model"]["calibration"]["fit"] == 64
     assert report["comparison_reconstructed"]["output_error"] < report["comparison_pruned"]["output_error"]
     assert {"capture", "reconstruct"} <= set(report["timings"])
@@ -68,7 +68,7 @@ def test_plan_replays_and_runs_are_deterministic(capsys, model, calib, tmp_path)
                                rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("strategy,criterion", [("uniform", "l1"), ("mi", "entropy"), ("mi", "random"),
+@pytest.mark.parametrize("strategy,criterion", [("uniform", "l1"), ("mi", "aura-mi"), ("mi", "entropy"), ("mi", "random"),
                                                 ("mi", "hist-mi"), ("mi", "activation"), ("mi", "aura-mi-label")])
 def test_strategies_and_criteria(capsys, model, calib, tmp_path, strategy, criterion):
     code, _, err = optimize(capsys, model, calib, tmp_path, "--target-flops", 0.5, "--strategy", strategy,
@@ -122,7 +122,7 @@ def test_score_writes_scores_alone(capsys, model, calib, tmp_path):
     code, out, err = run(capsys, "score", model, "--calib", calib, "-o", tmp_path / "scores.json", "--batch-size", 32)
     assert code == 0, err
     scores = json.loads((tmp_path / "scores.json").read_text())
-    assert scores["criterion"] == "aura-mi" and len(scores["groups"]) >= 10
+    assert scores["criterion"] == "refit-error" and len(scores["groups"]) >= 10
     assert all(len(g["scores"]) >= 16 for g in scores["groups"].values())
 
 

@@ -14,6 +14,7 @@ from edgeprune.cli.options import calibration_options, config_option
 from edgeprune.cli.search_options import search_options
 from edgeprune.cli.semiotic_options import semiotic_options
 from edgeprune.errors import InputError
+from edgeprune.scoring.registry import DEFAULT_CRITERION
 from edgeprune.selection.strategies import STRATEGIES
 
 
@@ -31,8 +32,9 @@ from edgeprune.selection.strategies import STRATEGIES
               "semiotic: greedy, where the superization curve changes least.")
 @search_options
 @semiotic_options
-@click.option("--criterion", default="aura-mi", show_default=True,
-              help="aura-mi, aura-mi-label, entropy, hist-mi, l1, activation, random.")
+@click.option("--criterion", default=DEFAULT_CRITERION, show_default=True,
+              help="refit-error (what the least-squares reconstruction loses without the channel), aura-mi, "
+              "aura-mi-label, entropy, hist-mi, l1, activation, random.")
 @click.option("--normalise", "normalisation", type=click.Choice(["mean", "max", "none"]), default="mean",
               show_default=True, help="How the mi strategy puts each group's scores on one scale: by the group's "
               "mean, by its best channel, or raw.")
@@ -81,7 +83,7 @@ def optimize_command(model, calib, preprocessing, limit, target_flops, target_pa
 @click.argument("model", type=click.Path(path_type=Path))
 @config_option
 @calibration_options
-@click.option("--criterion", default="aura-mi", show_default=True)
+@click.option("--criterion", default=DEFAULT_CRITERION, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

@@ -1,5 +1,5 @@
-"""The criteria of ALGORITHMS.md section 2: aura-mi (default), aura-mi-label, entropy, hist-mi, l1,
-activation, random."""
+"""The criteria of ALGORITHMS.md section 2 (aura-mi, aura-mi-label, entropy, hist-mi, l1, activation,
+random) and refit-error (the default), which picks channels for the least-squares reconstruction."""
 
 from __future__ import annotations
 
@@ -72,6 +72,15 @@ def l1(context: ScoringContext, group) -> np.ndarray | None:
         mine = analysis.class_group[classes] == index
         np.add.at(total, analysis.class_index[classes[mine]], norms[mine])
     return total
+
+
+@register_scorer("refit-error", measures=None, grams=True)
+def refit_error(context: ScoringContext, group) -> np.ndarray | None:
+    """How much of the consumers' outputs their least-squares refit loses once the channel is gone, removing
+    channels greedily (scoring.removal); on one scale across groups."""
+    from edgeprune.scoring.removal import removal_scores
+
+    return None if context.grams is None else removal_scores(context.grams, context.analysis, group, context.ridge)
 
 
 @register_scorer("random", measures=None)

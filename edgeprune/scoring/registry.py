@@ -34,21 +34,31 @@ class ScoringContext:
     analysis: ChannelAnalysis
     stats: object | None  # ActivationStats, or None for weight-only criteria
     seed: int = 0
+    grams: object | None = None  # ConsumerGrams, for criteria that read the consumers' refit statistics
+    ridge: float = 1e-3
     params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
 
 Scorer = Callable[[ScoringContext, ChannelGroup], "np.ndarray | None"]
 SCORERS: dict[str, Scorer] = {}
 MEASURES: dict[str, frozenset[str] | None] = {}  # per criterion: the statistics it reads; None: weights only
+# The default criterion: measured on the reference models, channels chosen for the least-squares
+# reconstruction lose far less accuracy than the aura-MI ranking (docs/results-resnet20.md).
+DEFAULT_CRITERION = "refit-error"
+READS_GRAMS: set[str] = set()  # criteria that read the consumers' least-squares statistics (`capture_grams`)
 
 
-def register_scorer(name: str, *, measures: frozenset[str] | None = frozenset()) -> Callable[[Scorer], Scorer]:
+def register_scorer(name: str, *, measures: frozenset[str] | None = frozenset(),
+                    grams: bool = False) -> Callable[[Scorer], Scorer]:
     """``measures``: the statistics the criterion reads besides dead maps and moments (see
-    `capture_stats`); None for a criterion that needs no activations at all."""
+    `capture_stats`); None for a criterion that needs no activation maps at all. ``grams``: it reads
+    the consumers' least-squares statistics instead."""
 
     def register(function: Scorer) -> Scorer:
         SCORERS[name] = function
         MEASURES[name] = measures
+        if grams:
+            READS_GRAMS.add(name)
         return function
 
     return register
@@ -65,6 +75,11 @@ def scorer(name: str) -> Scorer:
 def needs_activations(name: str) -> bool:
     scorer(name)
     return MEASURES[name] is not None
+
+
+def needs_grams(name: str) -> bool:
+    scorer(name)
+    return name in READS_GRAMS
 
 
 def measures_for(name: str) -> frozenset[str]:
