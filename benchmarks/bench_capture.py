@@ -4,10 +4,11 @@
 
 - capture time (ONNX Runtime with every capture point as an extra output) against a plain inference pass
   over the same images (target: at most 1.5x);
-- scoring time (streaming aura statistics, aura MI) against capture time (target: at most 0.5x), with the
-  default anchor grid for the pair statistics and with every site;
-- peak memory of a full capture with 256 and with 2048 images, each in a fresh process (it must not grow
-  with the number of images beyond one batch);
+- scoring time against capture time (target: at most 0.5x), for the default refit-error criterion (the
+  consumers' Gram sums and the greedy removal) and for aura-mi (streaming aura statistics on the default
+  anchor grid, and at every site);
+- peak memory of a full capture with 256 and with 2048 images, each in a fresh process, for both criteria
+  (it must not grow with the number of images beyond one batch);
 - aura-entropy throughput against a naive numpy implementation (from bench_aura.py).
 """
 
@@ -38,8 +39,10 @@ def _median_pass(runner, data, batch: int, repeat: int) -> float:
 def timing(model_path: str, images: int, batch: int, repeat: int) -> dict:
     from edgeprune.analysis import analyze
     from edgeprune.capture import ActivationRunner, capture_points, capture_stats
+    from edgeprune.capture.grams import capture_grams, linear_consumers
     from edgeprune.graph import load_model
     from edgeprune.runtime import create_session
+    from edgeprune.scoring.removal import removal_scores
 
     model = load_model(model_path)
     analysis = analyze(model)
@@ -47,35 +50,48 @@ def timing(model_path: str, images: int, batch: int, repeat: int) -> dict:
     data = calibration_set(model, x, y)
     points = capture_points(model, analysis)
     names = [p.tensor for p in points] + [p.next_tensor for p in points if p.next_tensor] + list(model.output_names)
+    consumers = linear_consumers(model, analysis)
     plain = create_session(model.serialized(), "cpu")
-    capture = ActivationRunner(model, names, "cpu")
-    for _ in range(2):  # warm-up, then interleave so both see the same machine
-        plain.run(None, next(iter(data.batches(batch))).inputs)
-        capture.run(next(iter(data.batches(batch))).inputs)
-    plain_times, capture_times = [], []
+    runners = {"aura": ActivationRunner(model, names, "cpu"),
+               "refit": ActivationRunner(model, [c.input for c in consumers], "cpu")}
+    first = next(iter(data.batches(batch))).inputs
+    for _ in range(2):  # warm-up, then interleave so all see the same machine
+        plain.run(None, first)
+        for runner in runners.values():
+            runner.run(first)
+    times: dict[str, list[float]] = {"plain": [], "aura": [], "refit": []}
     for _ in range(repeat):
-        plain_times.append(_median_pass(lambda f: plain.run(None, f), data, batch, 1))
-        capture_times.append(_median_pass(capture.run, data, batch, 1))
-    sampled, exact = [], []
-    for _ in range(repeat):  # the default (pair statistics on a grid of anchors) against every site, interleaved
+        times["plain"].append(_median_pass(lambda f: plain.run(None, f), data, batch, 1))
+        for key, runner in runners.items():
+            times[key].append(_median_pass(runner.run, data, batch, 1))
+    refit, sampled, exact = [], [], []
+    for _ in range(repeat):  # the scoring work of each criterion, interleaved
+        grams = capture_grams(model, analysis, data, batch_size=batch, provider="cpu")
+        start = time.perf_counter()
+        for group in analysis.prunable_groups:
+            removal_scores(grams, analysis, group)
+        refit.append((grams.seconds["statistics"], time.perf_counter() - start))
         sampled.append(capture_stats(model, analysis, data, batch_size=batch, provider="cpu").seconds["statistics"])
         exact.append(capture_stats(model, analysis, data, batch_size=batch, provider="cpu", stride=1).seconds["statistics"])
-    return {"images": images, "points": len(points), "plain_s": statistics.median(plain_times),
-            "capture_s": statistics.median(capture_times), "statistics_s": statistics.median(sampled),
-            "exact_statistics_s": statistics.median(exact)}
+    gram_s, removal_s = (statistics.median(r[i] for r in refit) for i in (0, 1))
+    return {"images": images, "points": len(points), "consumers": len(consumers),
+            "plain_s": statistics.median(times["plain"]), "capture_s": statistics.median(times["aura"]),
+            "refit_capture_s": statistics.median(times["refit"]), "gram_s": gram_s, "removal_s": removal_s,
+            "statistics_s": statistics.median(sampled), "exact_statistics_s": statistics.median(exact)}
 
 
-def peak_memory(model_path: str, images: int, batch: int) -> float:
-    """Peak resident memory (MiB) of a fresh process that runs one full capture over ``images`` images."""
+def peak_memory(model_path: str, images: int, batch: int, criterion: str) -> float:
+    """Peak resident memory (MiB) of a fresh process that measures ``criterion``'s statistics over ``images`` images."""
+    capture = ("from edgeprune.capture.grams import capture_grams as run;" if criterion == "refit-error"
+               else "from edgeprune.capture import capture_stats as run;")
     code = (
         "import resource, sys, json; sys.path.insert(0, 'benchmarks');"
         "from _data import calibration_set, split_arrays;"
         "from edgeprune.graph import load_model; from edgeprune.analysis import analyze;"
-        "from edgeprune.capture import capture_stats;"
+        f"{capture}"
         f"m = load_model({model_path!r}); a = analyze(m); x, y, _ = split_arrays('test', {images}, 1);"
         "d = calibration_set(m, x, y); del x, y;"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        f"capture_stats(m, a, d, batch_size={batch}, provider='cpu');"
+        f"run(m, a, d, batch_size={batch}, provider='cpu');"
         "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -93,18 +109,27 @@ def main(argv: list[str] | None = None) -> int:
 
     G_LOGGER.severity = G_LOGGER.ERROR
     t = timing(args.model, args.images, args.batch, args.repeat)
-    print(f"model {args.model}, {t['images']} images, batch {args.batch}, {t['points']} capture points (CPU)")
+    print(f"model {args.model}, {t['images']} images, batch {args.batch}, {t['points']} capture points, "
+          f"{t['consumers']} linear consumers (CPU)")
+    refit_scoring = t["gram_s"] + t["removal_s"]
     print("| measure | seconds | ratio | target |")
     print("|---|---|---|---|")
     print(f"| plain inference pass | {t['plain_s']:.3f} | 1.00 | |")
-    print(f"| capture pass (extra outputs) | {t['capture_s']:.3f} | {t['capture_s'] / t['plain_s']:.2f} x plain | <= 1.5 |")
-    print(f"| scoring, default (MI on a grid of anchor sites) | {t['statistics_s']:.3f} | "
+    print(f"| capture pass, refit-error (the consumers' inputs) | {t['refit_capture_s']:.3f} | "
+          f"{t['refit_capture_s'] / t['plain_s']:.2f} x plain | <= 1.5 |")
+    print(f"| scoring, refit-error (default): Gram sums {t['gram_s']:.3f} + greedy removal {t['removal_s']:.3f} | "
+          f"{refit_scoring:.3f} | {refit_scoring / t['refit_capture_s']:.2f} x capture | <= 0.5 |")
+    print(f"| capture pass, aura-mi (maps and the consumers' outputs) | {t['capture_s']:.3f} | "
+          f"{t['capture_s'] / t['plain_s']:.2f} x plain | <= 1.5 |")
+    print(f"| scoring, aura-mi (MI on a grid of anchor sites) | {t['statistics_s']:.3f} | "
           f"{t['statistics_s'] / t['capture_s']:.2f} x capture | <= 0.5 |")
-    print(f"| scoring, every site (stride 1) | {t['exact_statistics_s']:.3f} | "
+    print(f"| scoring, aura-mi at every site (stride 1) | {t['exact_statistics_s']:.3f} | "
           f"{t['exact_statistics_s'] / t['capture_s']:.2f} x capture | |")
-    small, large = peak_memory(args.model, 256, args.batch), peak_memory(args.model, 2048, args.batch)
-    print(f"| peak memory, 256 images | {small:.0f} MiB | | |")
-    print(f"| peak memory, 2048 images | {large:.0f} MiB | {large / small:.2f} x | ~1.0 |")
+    for criterion in ("refit-error", "aura-mi"):
+        small = peak_memory(args.model, 256, args.batch, criterion)
+        large = peak_memory(args.model, 2048, args.batch, criterion)
+        print(f"| peak memory, {criterion}, 256 images | {small:.0f} MiB | | |")
+        print(f"| peak memory, {criterion}, 2048 images | {large:.0f} MiB | {large / small:.2f} x | ~1.0 |")
     from bench_aura import entropy_table
 
     print("\naura entropy throughput (batch 128):")

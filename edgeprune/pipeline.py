@@ -65,6 +65,10 @@ class OptimizeConfig:
             raise InputError(f"--held-out must be a fraction in (0, 1), got {self.held_out}")
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.samples_per_image < 1:
+            raise InputError(f"--samples-per-image must be positive, got {self.samples_per_image}")
+        if not self.ridge >= 0.0:
+            raise InputError(f"--ridge must be zero or positive, got {self.ridge}")
 
     def to_dict(self) -> dict:
         data = asdict(self)

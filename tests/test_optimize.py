@@ -99,6 +99,14 @@ def test_bad_calibration_exits_2_and_writes_nothing(capsys, model, tmp_path, arr
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
+@pytest.mark.parametrize("option,value,words", [("--samples-per-image", 0, "--samples-per-image must be positive"),
+                                                ("--ridge", -1, "--ridge must be zero or positive")])
+def test_bad_least_squares_settings_exit_2(capsys, model, calib, tmp_path, option, value, words):
+    code, _, err = optimize(capsys, model, calib, tmp_path / "run", "--target-flops", 0.5, option, value)
+    assert code == 2 and words in err and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_criterion_and_missing_budget(capsys, model, calib, tmp_path):
     code, _, err = optimize(capsys, model, calib, tmp_path, "--target-flops", 0.5, "--criterion", "magic")
     assert code == 2 and "unknown criterion 'magic'" in err and "aura-mi" in err

@@ -86,8 +86,8 @@ def test_statistics_do_not_depend_on_the_batch_size(resnet, tmp_path):
     assert any(g.consumer.geometry is None for g in small.grams)  # the classifier (Gemm) is one
     for a, b in zip(small.grams, large.grams):
         assert a.rows == b.rows == (23 if a.consumer.geometry is None else 23 * 16)
-        for one, other in zip(a.centred(), b.centred()):
-            np.testing.assert_allclose(one, other, rtol=1e-9, atol=1e-6)
+        for one, other in zip(a.centred(), b.centred()):  # each batch's product is summed in float32
+            np.testing.assert_allclose(one, other, rtol=1e-4, atol=1e-3 * np.abs(one).max())
 
 
 def _duplicate_channel_model(seed=0):

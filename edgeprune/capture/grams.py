@@ -1,11 +1,12 @@
 """The least-squares statistics of every linear consumer of prunable channels, streamed over calibration data.
 
 A consumer is a Conv (ungrouped, explicit pads) or a Gemm that reads a tensor of tracked channels. One pass
-of the original model gives, per consumer, the rows of its least-squares problem: im2col patches of its
-input at sampled output positions (the same positions reconstruction uses) against its original
-pre-activation outputs there, or whole input rows for a Gemm. Only their sums are kept (X^T X, X^T Y, the
-column sums and the output's sum of squares, in float64), so memory is set by the layer sizes and does not
-grow with the number of images; ``centred`` turns them into the centred Gram matrices of a fit with a bias.
+of the original model gives, per consumer, the rows X of its least-squares problem: im2col patches of its
+input at sampled output positions (the same positions reconstruction uses), or whole input rows for a Gemm.
+Its original outputs there are Y = X W^T + b with its own weights, so they need not be captured: X^T Y and
+||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's product in float32,
+the running sums in float64), so memory is set by the layer sizes and does not grow with the number of
+images, and the capture asks ONNX Runtime for nothing but the consumers' inputs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.capture.session import ActivationRunner
@@ -34,42 +36,57 @@ class LinearConsumer:
     output: str
     geometry: ConvGeometry | None  # None for a Gemm
     columns: np.ndarray
-    outputs: int  # output channels (Conv) or features (Gemm)
+    weight: np.ndarray  # (outputs, columns): the layer as a matrix on its regression rows
 
 
 @dataclass
 class ConsumerGram:
-    """Running sums of one consumer's regression rows X (rows, D) and original outputs Y (rows, K)."""
+    """Running sums of one consumer's regression rows X (rows, D).
+
+    Rows are buffered up to ``FLUSH_ROWS`` before their product is taken, so a model with a fixed batch of
+    one image does not pay a D x D update per image."""
 
     consumer: LinearConsumer
     xx: np.ndarray
-    xy: np.ndarray
     x_sum: np.ndarray
-    y_sum: np.ndarray
-    y_square: float = 0.0
     rows: int = 0
+    pending: list = field(default_factory=list)
+
+    FLUSH_ROWS = 1024
 
     @classmethod
     def empty(cls, consumer: LinearConsumer) -> "ConsumerGram":
-        d, k = len(consumer.columns), consumer.outputs
-        return cls(consumer, np.zeros((d, d)), np.zeros((d, k)), np.zeros(d), np.zeros(k))
+        d = len(consumer.columns)
+        return cls(consumer, np.zeros((d, d)), np.zeros(d))
 
-    def update(self, x: np.ndarray, y: np.ndarray) -> None:
-        x, y = x.astype(np.float64), y.astype(np.float64)
-        self.xx += x.T @ x
-        self.xy += x.T @ y
-        self.x_sum += x.sum(axis=0)
-        self.y_sum += y.sum(axis=0)
-        self.y_square += float(np.square(y).sum())
+    def update(self, x: np.ndarray) -> None:
+        self.pending.append(np.asarray(x, dtype=np.float32))
         self.rows += len(x)
+        if sum(len(p) for p in self.pending) >= self.FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        x = np.concatenate(self.pending)
+        self.pending.clear()
+        with np.errstate(over="ignore"):
+            product = x.T @ x
+        if not np.isfinite(product).all():  # values too large to square in float32
+            x = x.astype(np.float64)
+            product = x.T @ x
+        self.xx += product
+        self.x_sum += x.sum(axis=0, dtype=np.float64)
 
     def centred(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """(X^T X, X^T Y, ||Y||^2) of the centred rows: the statistics of a least-squares fit with a bias."""
+        """(X^T X, X^T Y, ||Y||^2) of the centred rows, Y the original outputs: the statistics of a
+        least-squares fit with a bias (centring removes the bias from Y = X W^T + b)."""
+        self.flush()
         n = max(self.rows, 1)
-        x_mean, y_mean = self.x_sum / n, self.y_sum / n
+        x_mean = self.x_sum / n
         xx = self.xx - n * np.outer(x_mean, x_mean)
-        xy = self.xy - n * np.outer(x_mean, y_mean)
-        return xx, xy, max(self.y_square - n * float(y_mean @ y_mean), 0.0)
+        xy = xx @ self.consumer.weight.T
+        return xx, xy, max(float(np.sum(xy * self.consumer.weight.T)), 0.0)
 
 
 @dataclass(frozen=True)
@@ -95,15 +112,16 @@ def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Line
         if node.op_type == "Gemm":
             if attrs.get("transA", 0) or channels.axis != 1:
                 continue
-            outputs = weight.dims[0] if attrs.get("transB", 0) else weight.dims[1]
-            found.append(LinearConsumer(node.name, tensor, node.output[0], None, channels.classes.copy(), int(outputs)))
+            matrix = numpy_helper.to_array(weight).astype(np.float64)
+            matrix = matrix if attrs.get("transB", 0) else matrix.T
+            found.append(LinearConsumer(node.name, tensor, node.output[0], None, channels.classes.copy(), matrix))
             continue
         geometry = ConvGeometry.of(attrs, tuple(weight.dims))
         if geometry is None or geometry.groups != 1 or channels.axis != 1:
             continue
         kernel = geometry.kernel[0] * geometry.kernel[1]
         found.append(LinearConsumer(node.name, tensor, node.output[0], geometry, np.repeat(channels.classes, kernel),
-                                    int(weight.dims[0])))
+                                    numpy_helper.to_array(weight).astype(np.float64).reshape(weight.dims[0], -1)))
     return tuple(found)
 
 
@@ -122,14 +140,11 @@ def capture_grams(
     consumers = linear_consumers(model, analysis)
     if not consumers:
         raise InputError("no prunable group feeds a Conv or Gemm whose refit can be measured; use --criterion l1")
-    runner = ActivationRunner(model, [c.input for c in consumers] + [c.output for c in consumers], provider)
+    runner = ActivationRunner(model, [c.input for c in consumers], provider)
     grams = [ConsumerGram.empty(c) for c in consumers]
-    positions = {}
-    for c in consumers:
-        shape = model.shapes[c.output]
-        if c.geometry is not None:
-            positions[c.node] = sample_positions(np.arange(calibration.count), int(shape[2]), int(shape[3]),
-                                                 samples_per_image, seed)
+    sizes = {c.node: tuple(int(d) for d in model.shapes[c.output][2:4]) for c in consumers if c.geometry is not None}
+    positions = {size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
+                 for size in set(sizes.values())}  # the same for every consumer of one output size
     first, inference, statistics = 0, 0.0, 0.0
     for batch in calibration.batches(batch_size):
         start = time.perf_counter()
@@ -138,20 +153,24 @@ def capture_grams(
         count = len(batch.indices)
         for gram in grams:
             c = gram.consumer
-            x, y = values[c.input], values[c.output]
-            if not (np.isfinite(x).all() and np.isfinite(y).all()):
-                raise InputError(f"activation {c.input} or {c.output} has NaN or Inf values on the calibration "
-                                 "data; check its preprocessing")
+            x = values[c.input]
+            if not np.isfinite(x).all():
+                raise InputError(f"activation {c.input} has NaN or Inf values on the calibration data; check its "
+                                 "preprocessing")
             if c.geometry is None:
-                gram.update(x.reshape(count, -1), y.reshape(count, -1))
+                gram.update(x.reshape(count, -1))
             else:
-                at = positions[c.node]
+                at = positions[sizes[c.node]]
                 at = at[(at[:, 0] >= first) & (at[:, 0] < first + count)]
-                gram.update(patches(x, first, at, c.geometry), outputs_at(y, first, at))
+                gram.update(patches(x, first, at, c.geometry))
         first += count
         inference += middle - start
         statistics += time.perf_counter() - middle
         if progress:
             progress(first, calibration.count)
+    start = time.perf_counter()
+    for gram in grams:
+        gram.flush()
+    statistics += time.perf_counter() - start
     seconds = {"inference": round(inference, 4), "statistics": round(statistics, 4)}
     return ConsumerGrams(tuple(grams), first, samples_per_image, seconds)

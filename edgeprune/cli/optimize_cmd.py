@@ -43,6 +43,11 @@ from edgeprune.selection.strategies import STRATEGIES
               help="Kept channel counts are multiples of this [default: the --device's alignment, else 1].")
 @click.option("--reconstruct/--no-reconstruct", default=True, show_default=True,
               help="Refit the layers after pruned channels by least squares on calibration activations.")
+@click.option("--samples-per-image", type=int, default=16, show_default=True,
+              help="Output positions per calibration image in the least-squares rows of conv layers "
+              "(reconstruction and refit-error).")
+@click.option("--ridge", type=float, default=1e-3, show_default=True,
+              help="Ridge penalty of those least-squares fits, relative to the mean energy of their inputs.")
 @click.option("--held-out", type=float, default=0.2, show_default=True,
               help="Fraction of the calibration data kept aside to judge the result.")
 @click.option("--max-acc-drop", type=float, help="Fail (exit 1, nothing written) if accuracy falls by more points.")
@@ -52,7 +57,7 @@ from edgeprune.selection.strategies import STRATEGIES
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for model.pruned.onnx, plan.json, report.json.")
 def optimize_command(model, calib, preprocessing, limit, target_flops, target_params, strategy, criterion,
                      normalisation, floor,
-                     alignment, reconstruct, held_out, max_acc_drop, batch_size, seed, provider, out, target_latency,
+                     alignment, reconstruct, samples_per_image, ridge, held_out, max_acc_drop, batch_size, seed, provider, out, target_latency,
                      target_speedup, device, search, semiotic) -> None:
     """Prune MODEL to a budget, with calibration data, and prove and report the result."""
     from edgeprune.pipeline import OptimizeConfig, optimize
@@ -70,7 +75,8 @@ def optimize_command(model, calib, preprocessing, limit, target_flops, target_pa
     if Path(out).resolve() == Path(model).resolve():
         raise InputError("--out is the input model; give a folder")
     config = OptimizeConfig(model=model, calib=calib, out=out, budget=budget, strategy=strategy, criterion=criterion,
-                            normalisation=normalisation, reconstruct=reconstruct, held_out=held_out, limit=limit,
+                            normalisation=normalisation, reconstruct=reconstruct, samples_per_image=samples_per_image,
+                            ridge=ridge, held_out=held_out, limit=limit,
                             batch_size=batch_size, seed=seed,
                             provider=provider, max_acc_drop=max_acc_drop, preprocessing=preprocessing, search=search,
                             semiotic=semiotic)

@@ -44,10 +44,10 @@ def patches(x: np.ndarray, first_image: int, positions: np.ndarray, geometry: Co
     top, left, bottom, right = geometry.pads
     padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     (kh, kw), (sh, sw), (dh, dw) = geometry.kernel, geometry.strides, geometry.dilations
+    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, span, axis=(2, 3))[..., ::dh, ::dw]  # a view
     n = positions[:, 0] - first_image
-    ys = positions[:, 1:2] * sh + (np.arange(kh) * dh)[None, :]  # (rows, kh)
-    xs = positions[:, 2:3] * sw + (np.arange(kw) * dw)[None, :]  # (rows, kw)
-    gathered = padded[n[:, None, None, None], np.arange(x.shape[1])[None, :, None, None], ys[:, None, :, None], xs[:, None, None, :]]
+    gathered = windows[n, :, positions[:, 1] * sh, positions[:, 2] * sw]  # (rows, C, kh, kw)
     return gathered.reshape(len(positions), -1)
 
 

@@ -21,51 +21,50 @@ from edgeprune.analysis.groups import ChannelAnalysis, ChannelGroup
 
 
 class _ConsumerFit:
-    """One consumer's fit restricted to the columns still present, and which of them are this group's."""
+    """One consumer's fit restricted to the columns still present (those of removed channels are deleted)."""
 
-    def __init__(self, xx: np.ndarray, xy: np.ndarray, y_square: float, owner: np.ndarray, ridge: float) -> None:
+    def __init__(self, xx: np.ndarray, xy: np.ndarray, y_square: float, owner: np.ndarray, channels: int,
+                 ridge: float) -> None:
         penalty = ridge * max(float(np.trace(xx)) / max(len(xx), 1), 1e-12)
         self.inverse = np.linalg.inv(xx + penalty * np.eye(len(xx)))
         self.weight = self.inverse @ xy
         self.scale = 1.0 / y_square
-        self.owner = owner  # per column: the group channel it belongs to, or -1 for other groups' columns
-
-    def columns_of(self, channels: np.ndarray) -> np.ndarray:
-        """(len(channels), m) column indices of sorted ``channels`` that this consumer reads (m columns each:
-        every channel of one tensor owns as many)."""
-        hits = np.flatnonzero(np.isin(self.owner, channels))
-        order = np.argsort(self.owner[hits], kind="stable")
-        return hits[order].reshape(len(channels), -1)
+        mine = np.flatnonzero(owner >= 0)
+        mine = mine[np.argsort(owner[mine], kind="stable")]
+        present = np.unique(owner[mine])
+        self.slot = np.full(channels, -1)  # per group channel: its row of ``columns``, -1 if not read here
+        self.slot[present] = np.arange(len(present))
+        self.columns = mine.reshape(len(present), -1)  # every channel of one tensor owns as many columns
 
     def costs(self, channels: np.ndarray) -> np.ndarray:
-        """Added relative residual of removing each of the sorted ``channels`` on its own (0 if not read here)."""
+        """Added relative residual of removing each of ``channels`` on its own (0 where not read here)."""
         result = np.zeros(len(channels))
-        present = np.isin(channels, self.owner)
-        if not present.any():
-            return result
-        cols = self.columns_of(channels[present])
-        blocks = self.inverse[cols[:, :, None], cols[:, None, :]]
-        weights = self.weight[cols]
-        solved = np.linalg.solve(blocks, weights)
-        result[present] = np.einsum("cmk,cmk->c", weights, solved) * self.scale
+        slots = self.slot[channels]
+        cols = self.columns[slots[slots >= 0]]
+        if len(cols):
+            blocks = self.inverse[cols[:, :, None], cols[:, None, :]]
+            weights = self.weight[cols]
+            result[slots >= 0] = np.einsum("cmk,cmk->c", weights, np.linalg.solve(blocks, weights)) * self.scale
         return result
 
     def remove(self, channels: np.ndarray) -> float:
         """Drop ``channels`` from the fit; returns the added relative residual of removing them together."""
-        channels = np.sort(channels)
-        channels = channels[np.isin(channels, self.owner)]
-        if not len(channels):
+        slots = self.slot[channels]
+        slots = slots[slots >= 0]
+        if not len(slots):
             return 0.0
-        cols = self.columns_of(channels).ravel()
-        block = self.inverse[np.ix_(cols, cols)]
+        cols = self.columns[slots].ravel()
+        block_inverse = np.linalg.inv(self.inverse[np.ix_(cols, cols)])
         across = self.inverse[:, cols]
-        weights = self.weight[cols]
-        added = float(np.sum(weights * np.linalg.solve(block, weights))) * self.scale
-        self.weight = self.weight - across @ np.linalg.solve(block, weights)
-        self.inverse = self.inverse - across @ np.linalg.solve(block, across.T)
-        keep = np.ones(len(self.owner), dtype=bool)
+        change = block_inverse @ self.weight[cols]
+        added = float(np.sum(self.weight[cols] * change)) * self.scale
+        keep = np.ones(len(self.weight), dtype=bool)
         keep[cols] = False
-        self.inverse, self.weight, self.owner = self.inverse[np.ix_(keep, keep)], self.weight[keep], self.owner[keep]
+        across = across[keep]
+        self.weight = self.weight[keep] - across @ change
+        self.inverse = self.inverse[np.ix_(keep, keep)] - across @ (block_inverse @ across.T)
+        self.slot[channels] = -1
+        self.columns = (np.cumsum(keep) - 1)[self.columns]  # rows of removed channels are never read again
         return added
 
 
@@ -81,11 +80,13 @@ def removal_scores(grams, analysis: ChannelAnalysis, group: ChannelGroup, ridge:
     fits = []
     for gram in grams.grams:
         mine = analysis.class_group[gram.consumer.columns] == index
+        if not mine.any():
+            continue
         xx, xy, y_square = gram.centred()
-        if not mine.any() or y_square <= 0.0:
+        if y_square <= 0.0:
             continue
         owner = np.where(mine, analysis.class_index[gram.consumer.columns], -1)
-        fits.append(_ConsumerFit(xx, xy, y_square, owner, ridge))
+        fits.append(_ConsumerFit(xx, xy, y_square, owner, group.channels, ridge))
     if not fits:
         return None
     alive = np.arange(group.channels)

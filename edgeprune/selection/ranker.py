@@ -42,9 +42,10 @@ def _by_max(scores: np.ndarray) -> np.ndarray:
 
 # How scores of different groups are put on one scale before the global ranking. "mean" (the default):
 # a channel is judged against its group's average, so a group whose scores are spread loses its weak
-# channels and a group of equally useful channels is cut evenly; measured on the ResNet-20 reference
-# model it loses half the accuracy that "max" does at 2x (docs/results-resnet20.md). "max": against the
-# group's best channel. "none": raw scores, for criteria whose units already compare across layers.
+# channels and a group of equally useful channels is cut evenly. Measured on the ResNet-20 reference model
+# (docs/results-resnet20.md): with aura-mi it loses half the accuracy that "max" does at 2x; with
+# refit-error, whose raw scores already share one scale, it is as good as "none" at 2x and better at 5x.
+# "max": against the group's best channel. "none": raw scores.
 NORMALISATIONS = {"mean": _by_mean, "max": _by_max, "none": lambda scores: scores}
 
 
