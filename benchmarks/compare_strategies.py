@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calib-images", type=int, default=512)
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--align", type=int, help="channel-count step [default: host's, as optimize uses]")
     parser.add_argument("--out", help="also write the table to this markdown file")
     args = parser.parse_args(argv)
 
@@ -48,13 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     from edgeprune.selection import Budget, Selector
 
     G_LOGGER.severity = G_LOGGER.ERROR
+    if args.align is None:
+        from edgeprune.hardware import resolve_device
+
+        args.align = resolve_device("host").alignment
     data = experiment(args.model, args.calib_images, args.test_images, args.seed)
     model, analysis, fit, test = data.model, data.analysis, data.fit, data.test
     fit_source, test_source = data.fit_source, data.test_source
     baseline = compare(model, model, test, batch_size=256, provider="cpu")
     rows = []
     for target in (float(t) for t in args.targets.split(",")):
-        budget = Budget(macs=target)
+        budget = Budget(macs=target, alignment=args.align)
         selector = Selector(analysis, PlanCostModel(model, analysis), budget)
         for strategy, criterion, normalisation, label in METHODS:
             config = OptimizeConfig(model=Path(args.model), calib=Path("-"), out=Path("-"), budget=budget,
@@ -79,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 def _table(args, original: float, rows, fit_source: str, test_source: str, tests: int) -> str:
     lines = [
         f"Model `{args.model}`: test accuracy {original:.2%} on {tests:,} images ({test_source}).",
-        f"Calibration: {args.calib_images} images from the {fit_source}, seed {args.seed}; no training after pruning.",
+        f"Calibration: {args.calib_images} images from the {fit_source}, seed {args.seed}; channel counts in steps "
+        f"of {args.align}; no training after pruning.",
         "",
         "| MACs kept (target) | MACs kept | method | accuracy, no reconstruction | accuracy, reconstructed | drop (points) | top-1 agreement | seconds |",
         "|---|---|---|---|---|---|---|---|",

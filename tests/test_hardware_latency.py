@@ -209,7 +209,7 @@ def test_the_report_warns_when_the_predicted_gain_is_within_the_noise(small):
 def test_alignment_comes_from_the_device_unless_given():
     from edgeprune.cli.hardware_cmd import alignment_for
 
-    assert alignment_for(None, None) == 1
+    assert alignment_for(None, None) == resolve_device("host").alignment  # no device: this machine is the target
     assert alignment_for(None, "raspberry-pi-5") == 4
     assert alignment_for(2, "jetson") == 2
-    assert alignment_for(None, None, "2x") == resolve_device("host").alignment
+    assert alignment_for(1, None) == 1

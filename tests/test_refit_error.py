@@ -116,6 +116,34 @@ def test_a_channel_the_others_can_stand_in_for_goes_first(tmp_path):
     assert np.all(np.diff(np.sort(scores)) >= 0) and scores.max() <= 1.0 + 1e-9  # at most all the variance
 
 
+def _matmul_head_model(seed=1):
+    """x -> Conv(3->6) -> Relu -> GlobalAveragePool -> Flatten -> MatMul(6x4) + bias: a linear head without Gemm."""
+    rng = np.random.default_rng(seed)
+    tensors = {"w1": rng.standard_normal((6, 3, 3, 3)), "b1": rng.standard_normal(6), "w2": rng.standard_normal((6, 4)),
+               "b2": rng.standard_normal(4)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("MatMul", ["f", "w2"], ["m"], name="head"),
+             helper.make_node("Add", ["m", "b2"], ["y"], name="bias")]
+    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v.astype(np.float32), k) for k, v in tensors.items()])
+    return normalize_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10))
+
+
+def test_a_matmul_head_is_a_consumer_too(tmp_path):
+    model = _matmul_head_model()
+    analysis = analyze(model)
+    (head,) = [c for c in linear_consumers(model, analysis) if c.node == "head"]
+    assert head.geometry is None and head.weight.shape == (4, 6)
+    grams = capture_grams(model, analysis, _calibration(tmp_path, model, (3, 8, 8)), provider="cpu")
+    (group,) = analysis.prunable_groups
+    np.testing.assert_allclose(removal_scores(grams, analysis, group), _brute_force_scores(grams, analysis, group, 1e-3),
+                               rtol=1e-6, atol=1e-9)
+
+
 def test_non_finite_activations_are_refused(tmp_path):
     model = _duplicate_channel_model()
     values = np.ones((8, 3, 8, 8), dtype=np.float32)

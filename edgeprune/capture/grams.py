@@ -1,8 +1,10 @@
 """The least-squares statistics of every linear consumer of prunable channels, streamed over calibration data.
 
-A consumer is a Conv (ungrouped, explicit pads) or a Gemm that reads a tensor of tracked channels. One pass
+A consumer is a Conv (ungrouped, explicit pads), a Gemm or a MatMul by a constant matrix that reads a tensor
+of tracked channels. One pass
 of the original model gives, per consumer, the rows X of its least-squares problem: im2col patches of its
-input at sampled output positions (the same positions reconstruction uses), or whole input rows for a Gemm.
+input at sampled output positions (the same positions reconstruction uses), or whole input rows for a
+Gemm or MatMul.
 Its original outputs there are Y = X W^T + b with its own weights, so they need not be captured: X^T Y and
 ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's product in float32,
 the running sums in float64), so memory is set by the layer sizes and does not grow with the number of
@@ -29,12 +31,13 @@ from edgeprune.reconstruct.rows import ConvGeometry, outputs_at, patches, sample
 @dataclass(frozen=True)
 class LinearConsumer:
     """A layer whose output is linear in its input channels: ``columns[k]`` is the global channel class
-    of column k of its regression rows (a channel owns kh*kw columns of a conv, one per position of a Gemm)."""
+    of column k of its regression rows (a channel owns kh*kw columns of a conv, one per feature it feeds a
+    Gemm or MatMul)."""
 
     node: str
     input: str
     output: str
-    geometry: ConvGeometry | None  # None for a Gemm
+    geometry: ConvGeometry | None  # None for a Gemm or MatMul
     columns: np.ndarray
     weight: np.ndarray  # (outputs, columns): the layer as a matrix on its regression rows
 
@@ -98,7 +101,8 @@ class ConsumerGrams:
 
 
 def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LinearConsumer, ...]:
-    """Every Conv (groups 1, explicit pads) and Gemm (no transA) that sums over tracked channels."""
+    """Every Conv (groups 1, explicit pads), Gemm (no transA) and MatMul by a constant matrix that sums over
+    tracked channels of its first input."""
     weights = {t.name: t for t in model.proto.graph.initializer}
     nodes = {node.name: node for node in model.proto.graph.node}
     found = []
@@ -106,23 +110,34 @@ def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Line
         node = nodes[node_name]
         channels = analysis.tensors.get(tensor)
         weight = weights.get(node.input[1]) if len(node.input) > 1 else None
-        if node.op_type not in ("Conv", "Gemm") or node.input[0] != tensor or weight is None or channels is None:
+        if node.input[0] != tensor or weight is None or channels is None or channels.axis != 1:
+            continue
+        matrix = _as_matrix(node, numpy_helper.to_array(weight).astype(np.float64), len(model.shapes.get(tensor, ())))
+        if matrix is None:
             continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "Gemm":
-            if attrs.get("transA", 0) or channels.axis != 1:
-                continue
-            matrix = numpy_helper.to_array(weight).astype(np.float64)
-            matrix = matrix if attrs.get("transB", 0) else matrix.T
+        if node.op_type != "Conv":
             found.append(LinearConsumer(node.name, tensor, node.output[0], None, channels.classes.copy(), matrix))
             continue
         geometry = ConvGeometry.of(attrs, tuple(weight.dims))
-        if geometry is None or geometry.groups != 1 or channels.axis != 1:
+        if geometry is None or geometry.groups != 1:
             continue
         kernel = geometry.kernel[0] * geometry.kernel[1]
         found.append(LinearConsumer(node.name, tensor, node.output[0], geometry, np.repeat(channels.classes, kernel),
-                                    numpy_helper.to_array(weight).astype(np.float64).reshape(weight.dims[0], -1)))
+                                    matrix))
     return tuple(found)
+
+
+def _as_matrix(node, weight: np.ndarray, input_rank: int) -> np.ndarray | None:
+    """The layer as an (outputs, columns) matrix on its regression rows, or None for a layer that is not one."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type == "Conv" and weight.ndim == 4:
+        return weight.reshape(weight.shape[0], -1)
+    if node.op_type == "Gemm" and weight.ndim == 2 and not attrs.get("transA", 0):
+        return weight if attrs.get("transB", 0) else weight.T
+    if node.op_type == "MatMul" and weight.ndim == 2 and input_rank == 2:
+        return weight.T
+    return None
 
 
 def capture_grams(
@@ -138,8 +153,8 @@ def capture_grams(
 ) -> ConsumerGrams:
     """One pass of ``model`` over ``calibration``, summing every linear consumer's least-squares statistics."""
     consumers = linear_consumers(model, analysis)
-    if not consumers:
-        raise InputError("no prunable group feeds a Conv or Gemm whose refit can be measured; use --criterion l1")
+    if not consumers:  # nothing to measure: every group falls back to the weight criterion
+        return ConsumerGrams((), calibration.count, samples_per_image, {"inference": 0.0, "statistics": 0.0})
     runner = ActivationRunner(model, [c.input for c in consumers], provider)
     grams = [ConsumerGram.empty(c) for c in consumers]
     sizes = {c.node: tuple(int(d) for d in model.shapes[c.output][2:4]) for c in consumers if c.geometry is not None}

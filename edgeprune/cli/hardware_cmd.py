@@ -114,13 +114,11 @@ def _progress():
     return bars()
 
 
-def alignment_for(alignment: int | None, device: str | None, latency_target: object = None) -> int:
-    """--align when given; else the target device's alignment (host's for a latency target without --device),
-    so the device's channel steps are part of the search; else 1."""
+def alignment_for(alignment: int | None, device: str | None) -> int:
+    """--align when given; else the target device's alignment (this machine's, `host`, when no device is
+    named): channel counts off a device's steps can run slower than the original model there."""
     if alignment is not None:
         return alignment
-    if device is None and not latency_target:
-        return 1
     from edgeprune.hardware import resolve_device
 
     return resolve_device(device or "host").alignment

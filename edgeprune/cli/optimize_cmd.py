@@ -40,7 +40,8 @@ from edgeprune.selection.strategies import STRATEGIES
               "mean, by its best channel, or raw.")
 @click.option("--floor", type=float, default=0.25, show_default=True, help="Keep at least this fraction of every group.")
 @click.option("--align", "alignment", type=int,
-              help="Kept channel counts are multiples of this [default: the --device's alignment, else 1].")
+              help="Kept channel counts are multiples of this [default: the --device's alignment; host's, 8, "
+              "without one]. --align 1 leaves them free.")
 @click.option("--reconstruct/--no-reconstruct", default=True, show_default=True,
               help="Refit the layers after pruned channels by least squares on calibration activations.")
 @click.option("--samples-per-image", type=int, default=16, show_default=True,
@@ -68,7 +69,7 @@ def optimize_command(model, calib, preprocessing, limit, target_flops, target_pa
     budget = Budget(
         macs=parse_fraction(target_flops, "--target-flops") if target_flops is not None else None,
         params=parse_fraction(target_params, "--target-params") if target_params is not None else None,
-        floor=floor, alignment=alignment_for(alignment, device, target_latency or target_speedup),
+        floor=floor, alignment=alignment_for(alignment, device),
         latency_ms=parse_latency(target_latency) if target_latency is not None else None,
         speedup=parse_speedup(target_speedup) if target_speedup is not None else None,
     )
