@@ -71,9 +71,8 @@ class OptimizeConfig:
             raise InputError(f"--ridge must be zero or positive, got {self.ridge}")
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data.update(model=str(self.model), calib=str(self.calib), out=str(self.out), budget=self.budget.to_dict(),
-                    preprocessing=dict(self.preprocessing))
+        data = asdict(replace(self, preprocessing=dict(self.preprocessing)))  # a mapping proxy cannot be copied
+        data.update(model=str(self.model), calib=str(self.calib), out=str(self.out), budget=self.budget.to_dict())
         return data
 
 

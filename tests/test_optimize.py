@@ -134,6 +134,12 @@ def test_score_writes_scores_alone(capsys, model, calib, tmp_path):
     assert all(len(g["scores"]) >= 16 for g in scores["groups"].values())
 
 
+def test_settings_of_a_config_built_in_python_are_plain_data():
+    config = OptimizeConfig(model=Path("m.onnx"), calib=Path("c"), out=Path("o"), budget=Budget(macs=0.5))
+    data = json.loads(json.dumps(config.to_dict()))
+    assert data["preprocessing"] == {} and data["criterion"] == "refit-error" and data["budget"]["macs"] == 0.5
+
+
 def test_accuracy_guard():
     config = OptimizeConfig(model=Path("m"), calib=Path("c"), out=Path("o"), budget=Budget(macs=0.5), max_acc_drop=1.0)
     fine = Comparison(images=100, agreement=0.99, output_error=0.1, accuracy_original=0.90, accuracy_pruned=0.895)
