@@ -1,12 +1,10 @@
 """The least-squares statistics of every linear consumer of prunable channels, streamed over calibration data.
 
 A consumer is a Conv (ungrouped, explicit pads), a Gemm or a MatMul by a constant matrix that reads a tensor
-of tracked channels. One pass
-of the original model gives, per consumer, the rows X of its least-squares problem: im2col patches of its
-input at sampled output positions (the same positions reconstruction uses), or whole input rows for a
-Gemm or MatMul.
-Its original outputs there are Y = X W^T + b with its own weights, so they need not be captured: X^T Y and
-||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's product in float32,
+of tracked channels. One pass of the original model gives, per consumer, the rows X of its least-squares
+problem: im2col patches of its input at sampled output positions (the same positions reconstruction uses),
+or whole input rows for a Gemm or MatMul. Its original outputs there are Y = X W^T + b with its own
+weights, so they need not be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's product in float32,
 the running sums in float64), so memory is set by the layer sizes and does not grow with the number of
 images, and the capture asks ONNX Runtime for nothing but the consumers' inputs.
 """
@@ -25,7 +23,7 @@ from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.capture.session import ActivationRunner
 from edgeprune.errors import InputError
 from edgeprune.graph.model import ModelGraph
-from edgeprune.reconstruct.rows import ConvGeometry, outputs_at, patches, sample_positions
+from edgeprune.reconstruct.rows import ConvGeometry, patches, sample_positions
 
 
 @dataclass(frozen=True)
@@ -54,6 +52,7 @@ class ConsumerGram:
     x_sum: np.ndarray
     rows: int = 0
     pending: list = field(default_factory=list)
+    pending_rows: int = 0
 
     FLUSH_ROWS = 1024
 
@@ -65,7 +64,8 @@ class ConsumerGram:
     def update(self, x: np.ndarray) -> None:
         self.pending.append(np.asarray(x, dtype=np.float32))
         self.rows += len(x)
-        if sum(len(p) for p in self.pending) >= self.FLUSH_ROWS:
+        self.pending_rows += len(x)
+        if self.pending_rows >= self.FLUSH_ROWS:
             self.flush()
 
     def flush(self) -> None:
@@ -73,6 +73,7 @@ class ConsumerGram:
             return
         x = np.concatenate(self.pending)
         self.pending.clear()
+        self.pending_rows = 0
         with np.errstate(over="ignore"):
             product = x.T @ x
         if not np.isfinite(product).all():  # values too large to square in float32
@@ -112,10 +113,11 @@ def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Line
         weight = weights.get(node.input[1]) if len(node.input) > 1 else None
         if node.input[0] != tensor or weight is None or channels is None or channels.axis != 1:
             continue
-        matrix = _as_matrix(node, numpy_helper.to_array(weight).astype(np.float64), len(model.shapes.get(tensor, ())))
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        matrix = _as_matrix(node.op_type, attrs, numpy_helper.to_array(weight).astype(np.float64),
+                            len(model.shapes.get(tensor, ())))
         if matrix is None:
             continue
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type != "Conv":
             found.append(LinearConsumer(node.name, tensor, node.output[0], None, channels.classes.copy(), matrix))
             continue
@@ -128,14 +130,13 @@ def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Line
     return tuple(found)
 
 
-def _as_matrix(node, weight: np.ndarray, input_rank: int) -> np.ndarray | None:
+def _as_matrix(op: str, attrs: dict, weight: np.ndarray, input_rank: int) -> np.ndarray | None:
     """The layer as an (outputs, columns) matrix on its regression rows, or None for a layer that is not one."""
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-    if node.op_type == "Conv" and weight.ndim == 4:
+    if op == "Conv" and weight.ndim == 4:
         return weight.reshape(weight.shape[0], -1)
-    if node.op_type == "Gemm" and weight.ndim == 2 and not attrs.get("transA", 0):
+    if op == "Gemm" and weight.ndim == 2 and not attrs.get("transA", 0):
         return weight if attrs.get("transB", 0) else weight.T
-    if node.op_type == "MatMul" and weight.ndim == 2 and input_rank == 2:
+    if op == "MatMul" and weight.ndim == 2 and input_rank == 2:
         return weight.T
     return None
 

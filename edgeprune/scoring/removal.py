@@ -9,8 +9,9 @@ of Optimal Brain Surgeon), so no step refits from scratch.
 
 A channel's score is the refit error once it is gone: the group's summed relative residual (each
 consumer's added residual over its output's centred sum of squares), so scores rise along the removal
-order. The best k by score are exactly the k channels the greedy keeps, and scores of different groups are
-on one scale (fractions of output variance lost), which is what the global ranking compares.
+order. The best k by score are exactly the k channels the greedy keeps, and raw scores of different groups
+are on one scale (fractions of output variance lost), so `--normalise none` can rank them as they are (the
+mean-normalised default measured as good at 2x and better at 5x on the ResNet-20 reference model).
 """
 
 from __future__ import annotations
