@@ -99,6 +99,7 @@ class ConsumerGrams:
     images: int
     samples_per_image: int
     seconds: dict = field(default_factory=dict)  # "inference" (ONNX Runtime) and "statistics"
+    solved: dict = field(default_factory=dict, repr=False, compare=False)  # fits kept between groups (scoring)
 
 
 def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LinearConsumer, ...]:

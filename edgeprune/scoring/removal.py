@@ -22,20 +22,20 @@ from edgeprune.analysis.groups import ChannelAnalysis, ChannelGroup
 
 
 class _ConsumerFit:
-    """One consumer's fit restricted to the columns still present (those of removed channels are deleted)."""
+    """One consumer's fit, restricted to the columns of one group that are still present.
 
-    def __init__(self, xx: np.ndarray, xy: np.ndarray, y_square: float, owner: np.ndarray, channels: int,
-                 ridge: float) -> None:
-        penalty = ridge * max(float(np.trace(xx)) / max(len(xx), 1), 1e-12)
-        self.inverse = np.linalg.inv(xx + penalty * np.eye(len(xx)))
-        self.weight = self.inverse @ xy
+    Only the group's own block of the inverse Gram matrix and of the fitted weights is kept: removing the
+    group's columns changes the fit of the other columns, but not what the next removal costs."""
+
+    def __init__(self, inverse: np.ndarray, weight: np.ndarray, y_square: float, owner: np.ndarray,
+                 channels: int) -> None:
+        order = np.argsort(owner, kind="stable")
+        self.inverse, self.weight = inverse[np.ix_(order, order)], weight[order]
         self.scale = 1.0 / y_square
-        mine = np.flatnonzero(owner >= 0)
-        mine = mine[np.argsort(owner[mine], kind="stable")]
-        present = np.unique(owner[mine])
+        present = np.unique(owner)
         self.slot = np.full(channels, -1)  # per group channel: its row of ``columns``, -1 if not read here
         self.slot[present] = np.arange(len(present))
-        self.columns = mine.reshape(len(present), -1)  # every channel of one tensor owns as many columns
+        self.columns = np.arange(len(owner)).reshape(len(present), -1)  # every channel owns as many columns
 
     def costs(self, channels: np.ndarray) -> np.ndarray:
         """Added relative residual of removing each of ``channels`` on its own (0 where not read here)."""
@@ -79,15 +79,16 @@ def removal_scores(grams, analysis: ChannelAnalysis, group: ChannelGroup, ridge:
     """
     index = analysis.group_index(group.id)
     fits = []
-    for gram in grams.grams:
+    for position, gram in enumerate(grams.grams):
         mine = analysis.class_group[gram.consumer.columns] == index
         if not mine.any():
             continue
-        xx, xy, y_square = gram.centred()
+        inverse, weight, y_square = _solution(grams, position, analysis, ridge)
         if y_square <= 0.0:
             continue
-        owner = np.where(mine, analysis.class_index[gram.consumer.columns], -1)
-        fits.append(_ConsumerFit(xx, xy, y_square, owner, group.channels, ridge))
+        cols = np.flatnonzero(mine)
+        fits.append(_ConsumerFit(inverse[np.ix_(cols, cols)], weight[cols], y_square,
+                                 analysis.class_index[gram.consumer.columns[cols]], group.channels))
     if not fits:
         return None
     alive = np.arange(group.channels)
@@ -100,3 +101,21 @@ def removal_scores(grams, analysis: ChannelAnalysis, group: ChannelGroup, ridge:
         lost += sum(fit.remove(alive[take]) for fit in fits)
         alive = np.delete(alive, take)
     return scores
+
+
+def _solution(grams, position: int, analysis: ChannelAnalysis, ridge: float):
+    """(P, W, ||Y||^2) of one consumer's whole ridge fit: P the inverse regularised Gram matrix, W the fitted
+    weights. Solved once and kept while other prunable groups it reads still need it (a concatenation's
+    consumer reads many), then dropped, so at most those consumers' matrices are held at once."""
+    entry = grams.solved.get(position)
+    if entry is None:
+        xx, xy, y_square = grams.grams[position].centred()
+        penalty = ridge * max(float(np.trace(xx)) / max(len(xx), 1), 1e-12)
+        inverse = np.linalg.inv(xx + penalty * np.eye(len(xx)))
+        prunable = {analysis.group_index(g.id) for g in analysis.prunable_groups}
+        readers = len(prunable & set(analysis.class_group[grams.grams[position].consumer.columns].tolist()))
+        entry = grams.solved[position] = [inverse, inverse @ xy, y_square, readers]
+    entry[3] -= 1
+    if entry[3] <= 0:
+        del grams.solved[position]
+    return entry[0], entry[1], entry[2]
