@@ -77,6 +77,22 @@ def test_greedy_removal_matches_refitting_every_candidate(resnet, tmp_path):
     assert checked >= 4  # the stem group (five consumers) and the three first-stage blocks
 
 
+def test_each_group_of_a_grouped_conv_is_its_own_consumer(corpus_dir, tmp_path):
+    model = load_model(export_corpus_model("resnext", "legacy", corpus_dir))
+    analysis = analyze(model)
+    consumers = linear_consumers(model, analysis)
+    split = [c for c in consumers if c.inputs != slice(None)]
+    assert split and all(c.weight.shape[1] == len(c.columns) for c in split)
+    shape = tuple(model.shapes[model.input_names[0]][1:])
+    grams = capture_grams(model, analysis, _calibration(tmp_path, model, shape), samples_per_image=8,
+                          provider="cpu")
+    grouped = [g for g in analysis.prunable_groups if g.multiple > 1]
+    assert grouped
+    for group in grouped:
+        np.testing.assert_allclose(removal_scores(grams, analysis, group, ridge=1e-3),
+                                   _brute_force_scores(grams, analysis, group, 1e-3), rtol=1e-6, atol=1e-9)
+
+
 def test_statistics_do_not_depend_on_the_batch_size(resnet, tmp_path):
     model, analysis = resnet
     data = _calibration(tmp_path, model, (1, 28, 28), count=23)

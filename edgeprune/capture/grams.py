@@ -1,7 +1,7 @@
 """The least-squares statistics of every linear consumer of prunable channels, streamed over calibration data.
 
-A consumer is a Conv (ungrouped, explicit pads), a Gemm or a MatMul by a constant matrix that reads a tensor
-of tracked channels. One pass of the original model gives, per consumer, the rows X of its least-squares
+A consumer is a Conv (explicit pads; each group of a grouped conv on its own), a Gemm or a MatMul by a
+constant matrix that reads a tensor of tracked channels. One pass of the original model gives, per consumer, the rows X of its least-squares
 problem: im2col patches of its input at sampled output positions (the same positions reconstruction uses),
 or whole input rows for a Gemm or MatMul. Its original outputs there are Y = X W^T + b with its own
 weights, so they need not be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's product in float32,
@@ -38,6 +38,7 @@ class LinearConsumer:
     geometry: ConvGeometry | None  # None for a Gemm or MatMul
     columns: np.ndarray
     weight: np.ndarray  # (outputs, columns): the layer as a matrix on its regression rows
+    inputs: slice = field(default_factory=lambda: slice(None))  # its input channels (a grouped conv: one group)
 
 
 @dataclass
@@ -103,8 +104,8 @@ class ConsumerGrams:
 
 
 def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LinearConsumer, ...]:
-    """Every Conv (groups 1, explicit pads), Gemm (no transA) and MatMul by a constant matrix that sums over
-    tracked channels of its first input."""
+    """Every Conv (explicit pads; one consumer per group of a grouped conv), Gemm (no transA) and MatMul by a
+    constant matrix that sums over tracked channels of its first input."""
     weights = {t.name: t for t in model.proto.graph.initializer}
     nodes = {node.name: node for node in model.proto.graph.node}
     found = []
@@ -123,11 +124,15 @@ def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Line
             found.append(LinearConsumer(node.name, tensor, node.output[0], None, channels.classes.copy(), matrix))
             continue
         geometry = ConvGeometry.of(attrs, tuple(weight.dims))
-        if geometry is None or geometry.groups != 1:
+        if geometry is None:
             continue
         kernel = geometry.kernel[0] * geometry.kernel[1]
-        found.append(LinearConsumer(node.name, tensor, node.output[0], geometry, np.repeat(channels.classes, kernel),
-                                    matrix))
+        per_in, per_out = len(channels.classes) // geometry.groups, len(matrix) // geometry.groups
+        for g in range(geometry.groups):  # a grouped conv's groups are separate least-squares problems
+            inputs = slice(g * per_in, (g + 1) * per_in) if geometry.groups > 1 else slice(None)
+            found.append(LinearConsumer(node.name, tensor, node.output[0], geometry,
+                                        np.repeat(channels.classes[inputs], kernel),
+                                        matrix[g * per_out:(g + 1) * per_out], inputs))
     return tuple(found)
 
 
@@ -170,7 +175,7 @@ def capture_grams(
         count = len(batch.indices)
         for gram in grams:
             c = gram.consumer
-            x = values[c.input]
+            x = values[c.input][:, c.inputs]
             if not np.isfinite(x).all():
                 raise InputError(f"activation {c.input} has NaN or Inf values on the calibration data; check its "
                                  "preprocessing")
