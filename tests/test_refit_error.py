@@ -93,6 +93,28 @@ def test_each_group_of_a_grouped_conv_is_its_own_consumer(corpus_dir, tmp_path):
                                    _brute_force_scores(grams, analysis, group, 1e-3), rtol=1e-6, atol=1e-9)
 
 
+def test_statistics_match_the_rows_and_outputs_onnx_runtime_computes(resnet, tmp_path):
+    """X^T Y and ||Y||^2 come from X^T X and the weights; check them against the real conv outputs."""
+    from edgeprune.capture.session import ActivationRunner
+    from edgeprune.reconstruct.rows import outputs_at, patches, sample_positions
+
+    model, analysis = resnet
+    data = _calibration(tmp_path, model, (1, 28, 28), count=12)
+    grams = capture_grams(model, analysis, data, samples_per_image=5, provider="cpu")
+    conv = next(g for g in grams.grams if g.consumer.geometry is not None and g.consumer.geometry.strides == (2, 2))
+    c = conv.consumer
+    values = ActivationRunner(model, [c.input, c.output], "cpu").run(next(iter(data.batches(64))).inputs)
+    at = sample_positions(np.arange(12), *values[c.output].shape[2:], 5, 0)
+    x = patches(values[c.input], 0, at, c.geometry).astype(np.float64)
+    y = outputs_at(values[c.output], 0, at).astype(np.float64)
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    xx, xy, y_square = conv.centred()
+    scale = np.abs(x.T @ x).max()
+    np.testing.assert_allclose(xx, x.T @ x, atol=1e-4 * scale)
+    np.testing.assert_allclose(xy, x.T @ y, atol=1e-4 * np.abs(x.T @ y).max())
+    assert y_square == pytest.approx(float(np.sum(y * y)), rel=1e-4)
+
+
 def test_statistics_do_not_depend_on_the_batch_size(resnet, tmp_path):
     model, analysis = resnet
     data = _calibration(tmp_path, model, (1, 28, 28), count=23)
