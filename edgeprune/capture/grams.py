@@ -173,18 +173,18 @@ def capture_grams(
         values = runner.run(batch.inputs)
         middle = time.perf_counter()
         count = len(batch.indices)
+        for name, value in values.items():  # each tensor once, however many consumers read it
+            if not np.isfinite(value).all():
+                raise InputError(f"activation {name} has NaN or Inf values on the calibration data; check its "
+                                 "preprocessing")
+        in_batch = {size: at[(at[:, 0] >= first) & (at[:, 0] < first + count)] for size, at in positions.items()}
         for gram in grams:
             c = gram.consumer
             x = values[c.input][:, c.inputs]
-            if not np.isfinite(x).all():
-                raise InputError(f"activation {c.input} has NaN or Inf values on the calibration data; check its "
-                                 "preprocessing")
             if c.geometry is None:
                 gram.update(x.reshape(count, -1))
             else:
-                at = positions[sizes[c.node]]
-                at = at[(at[:, 0] >= first) & (at[:, 0] < first + count)]
-                gram.update(patches(x, first, at, c.geometry))
+                gram.update(patches(x, first, in_batch[sizes[c.node]], c.geometry))
         first += count
         inference += middle - start
         statistics += time.perf_counter() - middle
