@@ -79,3 +79,47 @@ def score_model(
         "criterion": criterion,
         "groups": {gid: {"scores": s.scores.tolist(), "scored_by": s.fallback or s.criterion} for gid, s in scores.items()},
     }
+
+
+def finetune_model(
+    student_path: PathLike, teacher_path: PathLike, train_data: PathLike, output: PathLike, settings, *,
+    preprocessing: dict | None = None, limit: int | None = None, held_out: float = 0.1,
+    plan_path: PathLike | None = None, report_path: PathLike | None = None, progress=None,
+):
+    """Distil a pruned model from its original on ``train_data`` and write it (and the recovery report).
+
+    ``settings`` is a `DistillSettings`. ``held_out`` of the data is never trained on: it picks the weights
+    kept. With ``plan_path`` (the plan the student was pruned with) the feature terms can be used.
+    Returns the `RecoveryReport`; nothing is written unless everything succeeded.
+    """
+    import json
+
+    from edgeprune.calibration import load_calibration
+    from edgeprune.graph.io import write_files_atomic
+    from edgeprune.train import distill, require_torch
+    from edgeprune.train.correspond import check_correspondence, feature_pairs
+    from edgeprune.train.executor import check_trainable
+    from edgeprune.surgery.plan import validate_plan
+
+    require_torch()
+    student, teacher = load_model(student_path), load_model(teacher_path)
+    check_correspondence(teacher, student)
+    check_trainable(student)
+    data = load_calibration(train_data, student, limit=limit, seed=settings.seed, **(preprocessing or {}))
+    data.require(2, "training and a held-out judgement")
+    train, held = data.split(held_out, seed=settings.seed)
+    features = ()
+    if plan_path is not None:
+        plan = PruningPlan.load(plan_path)
+        analysis = analyze(teacher)
+        validate_plan(plan, analysis)
+        features = feature_pairs(analysis, plan, student)
+    elif settings.feature_weight > 0:
+        raise InputError("--feature-weight needs --plan (the plan the student was pruned with), which maps its "
+                         "channels to the teacher's")
+    trained, report = distill(student, teacher, train, held, settings, features=features, progress=progress)
+    files = {Path(output): trained.serialized()}
+    if report_path is not None:
+        files[Path(report_path)] = (json.dumps(report.to_dict(), indent=1) + "\n").encode("utf-8")
+    write_files_atomic(files)
+    return report

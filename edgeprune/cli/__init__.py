@@ -20,11 +20,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"edgeprune: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("edgeprune: interrupted; nothing was written", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
     except _click_exceptions() as exc:
+        if _is_abort(exc):  # click turns Ctrl-C into Abort, which has no message to show
+            _interrupted()
         exc.show()
         sys.exit(exc.exit_code)
+
+
+def _interrupted() -> None:
+    print("edgeprune: interrupted; nothing was written", file=sys.stderr)
+    sys.exit(130)
+
+
+def _is_abort(exc: BaseException) -> bool:
+    import click
+
+    return isinstance(exc, click.exceptions.Abort)
 
 
 def _click_exceptions():

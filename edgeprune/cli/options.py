@@ -10,11 +10,16 @@ import click
 from edgeprune.errors import InputError
 
 
-def calibration_options(command):
-    """--calib and its preprocessing; the command receives ``calib`` and a ``preprocessing`` dict."""
+CALIB_HELP = "Calibration data: a folder of images (class sub-folders give labels) or a .npz/.npy file."
+
+
+def calibration_options(command=None, *, flag: str = "--calib", help: str = CALIB_HELP):
+    """``flag`` (--calib) and its preprocessing; the command receives the path under the flag's name
+    (``calib``) and a ``preprocessing`` dict. ``finetune`` uses it as --train-data."""
+    if command is None:
+        return lambda decorated: calibration_options(decorated, flag=flag, help=help)
     options = [
-        click.option("--calib", type=click.Path(path_type=Path), required=True,
-                     help="Calibration data: a folder of images (class sub-folders give labels) or a .npz/.npy file."),
+        click.option(flag, type=click.Path(path_type=Path), required=True, help=help),
         click.option("--preset", help="Preprocessing preset: imagenet, cifar10, fashion-mnist, raw."),
         click.option("--resize", type=int, help="Resize the shorter image side to this."),
         click.option("--crop", type=int, help="Centre-crop images to this square size."),

@@ -59,3 +59,17 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_files_atomic(files: dict[str | os.PathLike, bytes]) -> list[Path]:
+    """Write several files as one: each to a temporary file beside it first, then all renamed into place.
+
+    An error (or Ctrl-C) before the renames leaves none of them; the renames themselves are quick.
+    """
+    written: list[Path] = []
+    with contextlib.ExitStack() as stack:
+        temps = [(stack.enter_context(atomic_path(path)), data) for path, data in files.items()]
+        for tmp, data in temps:
+            tmp.write_bytes(data)
+        written = [Path(p) for p in files]
+    return written

@@ -13,7 +13,7 @@ _EXPORTS = {
     "UnsupportedOpError": "edgeprune.train.kernels.registry",
     "write_back": "edgeprune.train.writeback",
     "DistillSettings": "edgeprune.train.settings",
-    "distill": "edgeprune.train.distill",
+    "distill": "edgeprune.train.distillation",
     "RecoveryReport": "edgeprune.train.history",
 }
 

@@ -1,0 +1,77 @@
+"""Which student corresponds to which teacher, and which of the teacher's channels each student map keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeprune.errors import InputError
+
+
+@dataclass(frozen=True)
+class FeaturePair:
+    """A feature map of a pruned group: the student's tensor holds the teacher's channels ``positions``."""
+
+    teacher: str
+    student: str
+    positions: object  # torch LongTensor of kept channel positions on axis 1 of the teacher's tensor
+
+
+def check_correspondence(teacher, student) -> None:
+    """Raise `InputError` unless ``student`` is a pruning of ``teacher``: the same inputs and outputs, and the
+    same nodes in the same order (surgery and reconstruction change tensor sizes and weights, never nodes)."""
+    if teacher.input_names != student.input_names:
+        raise InputError(f"the student's inputs {list(student.input_names)} are not the teacher's "
+                         f"{list(teacher.input_names)}; give the original model the student was pruned from as --teacher")
+    for name in teacher.input_names:
+        if not _same_static(teacher.shapes.get(name), student.shapes.get(name), skip_batch=False):
+            raise InputError(f"input '{name}' has shape {student.shapes.get(name)} in the student and "
+                             f"{teacher.shapes.get(name)} in the teacher; give the model the student was pruned from")
+    if teacher.output_names != student.output_names:
+        raise InputError(f"the student's outputs {list(student.output_names)} are not the teacher's "
+                         f"{list(teacher.output_names)}; give the original model the student was pruned from as --teacher")
+    for name in teacher.output_names:
+        if not _same_static(teacher.shapes.get(name), student.shapes.get(name), skip_batch=True):
+            raise InputError(f"output '{name}' has shape {student.shapes.get(name)} in the student and "
+                             f"{teacher.shapes.get(name)} in the teacher; the student is not a pruning of the teacher")
+    t_nodes = [(n.name, n.op_type) for n in teacher.proto.graph.node]
+    s_nodes = [(n.name, n.op_type) for n in student.proto.graph.node]
+    if t_nodes != s_nodes:
+        first = next((i for i, (a, b) in enumerate(zip(t_nodes, s_nodes)) if a != b), min(len(t_nodes), len(s_nodes)))
+        raise InputError(
+            f"the student is not a pruning of the teacher: their graphs differ at node {first} "
+            f"({len(s_nodes)} nodes against {len(t_nodes)}); give the original model the student was pruned from as --teacher"
+        )
+
+
+def _same_static(a, b, skip_batch: bool) -> bool:
+    if a is None or b is None:
+        return a == b
+    if len(a) != len(b):
+        return False
+    pairs = list(zip(a, b))[1:] if skip_batch else zip(a, b)
+    return all(x == y for x, y in pairs if isinstance(x, int) and isinstance(y, int))
+
+
+def feature_pairs(analysis, plan, student) -> tuple[FeaturePair, ...]:
+    """One feature map per group the plan pruned: the last of the group's 4-D tensors both graphs hold."""
+    import torch
+
+    keep = analysis.keep_mask(plan.kept)
+    pairs = []
+    for group in analysis.prunable_groups:
+        kept = plan.kept.get(group.id)
+        if kept is None or len(kept) == group.channels:
+            continue
+        for name in reversed(group.tensors):
+            channels = analysis.tensors.get(name)
+            shape = student.shapes.get(name)
+            if channels is None or channels.axis != 1 or shape is None or len(shape) != 4:
+                continue
+            positions = np.flatnonzero(keep[channels.classes])
+            if isinstance(shape[1], int) and shape[1] != len(positions):
+                continue
+            pairs.append(FeaturePair(name, name, torch.from_numpy(positions.astype(np.int64))))
+            break
+    return tuple(pairs)
