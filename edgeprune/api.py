@@ -94,14 +94,16 @@ def finetune_model(
     """
     import json
 
+    from edgeprune.train import require_torch
+
+    require_torch()  # before anything that imports it, so its absence is one line saying how to install it
     from edgeprune.calibration import load_calibration
     from edgeprune.graph.io import write_files_atomic
-    from edgeprune.train import distill, require_torch
+    from edgeprune.surgery.plan import validate_plan
+    from edgeprune.train import distill
     from edgeprune.train.correspond import check_correspondence, feature_pairs
     from edgeprune.train.executor import check_trainable
-    from edgeprune.surgery.plan import validate_plan
 
-    require_torch()
     student, teacher = load_model(student_path), load_model(teacher_path)
     check_correspondence(teacher, student)
     check_trainable(student)

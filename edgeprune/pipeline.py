@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+import numpy as np
+
 from edgeprune.analysis import analyze
 from edgeprune.cost import PlanCostModel, model_cost
-from edgeprune.errors import BudgetError, InputError, VerificationError
+from edgeprune.errors import BudgetError, InputError
 from edgeprune.evaluate import compare
 from edgeprune.graph import load_model
+from edgeprune.recovery import RecoverySettings
 from edgeprune.report import Report
 from edgeprune.scoring.registry import DEFAULT_CRITERION
 from edgeprune.search.settings import SearchSettings
-from edgeprune.selection import STRATEGIES, Budget, SelectionContext, Selector, strategy
+from edgeprune.selection import STRATEGIES, Budget, Selector
 from edgeprune.semiotic.settings import SemioticSettings
-from edgeprune.surgery import PruningPlan, apply_plan, verify
+from edgeprune.stages import (  # noqa: F401  (prune_to_budget, StageClock: part of this module's API)
+    Progress, PruneOutcome, StageClock, batch_size_for, latency_model, prune_to_budget, training_progress,
+)
+from edgeprune.surgery import PruningPlan
 
 logger = logging.getLogger(__name__)
 
 MIN_CALIBRATION = 16  # enough for a few scoring batches and a held-out part that means something
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class OptimizeConfig:
     preprocessing: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
     semiotic: SemioticSettings = field(default_factory=SemioticSettings)  # the semiotic strategy's settings
     search: SearchSettings = field(default_factory=SearchSettings)  # the rl strategy's settings
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)  # distillation, progressive steps
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -72,7 +76,8 @@ class OptimizeConfig:
 
     def to_dict(self) -> dict:
         data = asdict(replace(self, preprocessing=dict(self.preprocessing)))  # a mapping proxy cannot be copied
-        data.update(model=str(self.model), calib=str(self.calib), out=str(self.out), budget=self.budget.to_dict())
+        data.update(model=str(self.model), calib=str(self.calib), out=str(self.out), budget=self.budget.to_dict(),
+                    recovery=self.recovery.to_dict())
         return data
 
 
@@ -95,21 +100,44 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     analysis = analyze(model)
     if not analysis.prunable_groups:
         raise InputError(f"{config.model} has no prunable channel group; `edgeprune inspect` says why each is frozen")
+    if config.recovery.enabled:  # fail before any work when training cannot run
+        from edgeprune.train import require_torch
+
+        require_torch()
+        from edgeprune.train.executor import check_trainable
+
+        check_trainable(model)
     costs = PlanCostModel(model, analysis)
-    latency = _latency_model(config, model, analysis)
+    latency = latency_model(config, model, analysis)
     selector = Selector(analysis, costs, config.budget, latency)
-    selector.check_reachable({g.id: _flat(g.channels) for g in analysis.prunable_groups})
+    selector.check_reachable({g.id: np.ones(g.channels) for g in analysis.prunable_groups})
     clock.lap("load")
     calibration = load_calibration(config.calib, model, limit=config.limit, seed=config.seed, **config.preprocessing)
     calibration.require(MIN_CALIBRATION, "scoring, reconstruction and a held-out check")
-    config = replace(config, batch_size=_batch_size(model, config.batch_size))
+    config = replace(config, batch_size=batch_size_for(model, config.batch_size))
     fit, held_out = calibration.split(config.held_out, seed=config.seed)
-    outcome = prune_to_budget(model, analysis, selector, fit, held_out, config, progress, clock)
+    train = _training_data(config, model, fit)
+    if config.recovery.steps > 1:
+        from edgeprune.progressive import prune_progressively
+
+        outcome, recovery = prune_progressively(model, analysis, selector, fit, held_out, train, config, progress, clock)
+    else:
+        outcome = prune_to_budget(model, analysis, selector, fit, held_out, config, progress, clock)
+        recovery = None
     plan, final = outcome.plan, outcome.final
     plain = compare(model, outcome.pruned, held_out, batch_size=config.batch_size, provider=config.provider)
-    rebuilt = None
-    if outcome.refit is not None:
+    rebuilt = recovered = None
+    if outcome.refit is not None and config.recovery.steps == 1:
         rebuilt = compare(model, final, held_out, batch_size=config.batch_size, provider=config.provider)
+    if config.recovery.enabled and config.recovery.steps == 1:
+        from edgeprune.recovery import distill_outcome
+
+        final, trained = distill_outcome(model, analysis, plan, final, train, held_out, config.recovery.distill,
+                                         progress=training_progress(progress))
+        recovery = {"steps": [], "final": trained.to_dict()}
+        clock.lap("recover")
+    if config.recovery.enabled:
+        recovered = compare(model, final, held_out, batch_size=config.batch_size, provider=config.provider)
     clock.lap("evaluate")
     latency_report = _latency_report(config, latency, model, final, analysis, plan)
     clock.lap("latency")
@@ -124,64 +152,26 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
         verification=outcome.proof.to_dict(),
         comparison_pruned=plain.to_dict(),
         comparison_reconstructed=rebuilt.to_dict() if rebuilt else None,
+        comparison_recovered=recovered.to_dict() if recovered else None,
+        recovery=recovery,
         reconstruction=outcome.refit.to_dict() if outcome.refit else None,
         scoring=outcome.scoring,
         timings=timings,
         latency=latency_report,
     )
-    _guard_accuracy(config, rebuilt or plain)
-    return _write(config.out, final, plan, report)
+    _guard_accuracy(config, recovered or rebuilt or plain)
+    from edgeprune.surgery.index_map import kept_index_map
+
+    return _write(config.out, final, plan, report, kept_index_map(model, analysis, plan))
 
 
-@dataclass(frozen=True)
-class PruneOutcome:
-    """The stages between calibration data and a pruned model, with their evidence."""
+def _training_data(config: OptimizeConfig, model, fit):
+    """What distillation trains on: --train-data (same preprocessing as --calib), else the fit split."""
+    if not config.recovery.enabled or config.recovery.train_data is None:
+        return fit
+    from edgeprune.calibration import load_calibration
 
-    plan: PruningPlan
-    pruned: object  # ModelGraph straight from surgery
-    final: object  # after reconstruction (the same as ``pruned`` without it)
-    proof: object  # Verification
-    scores: Mapping[str, object]
-    scoring: Mapping[str, object]
-    refit: object | None  # ReconstructionReport
-
-
-def prune_to_budget(model, analysis, selector: Selector, fit, held_out, config: OptimizeConfig,
-                    progress: Progress | None = None, clock: "StageClock | None" = None) -> PruneOutcome:
-    """Score, select, cut, prove, and (optionally) reconstruct: the part of `optimize` benchmarks reuse."""
-    clock = clock or StageClock({})
-    scores, scoring = _score(config, model, analysis, fit, progress, clock)
-    context = SelectionContext(model, analysis, selector, {gid: s.scores for gid, s in scores.items()}, fit=fit,
-                               config=config, progress=progress)
-    kept = strategy(config.strategy)(context)
-    plan = PruningPlan(
-        model_sha256=analysis.model_sha256, kept=MappingProxyType(kept), strategy=config.strategy,
-        criterion=config.criterion, seed=config.seed,
-        settings=MappingProxyType({"budget": config.budget.to_dict(), "reconstruct": config.reconstruct}),
-    )
-    clock.lap("select")
-    pruned = apply_plan(model, analysis, plan)
-    proof = verify(model, analysis, plan, pruned, feeds=next(iter(held_out.batches(config.batch_size))).inputs,
-                   tolerance=config.tolerance)
-    if not proof.passed:
-        raise VerificationError(f"the pruned model differs from the masked original by {proof.max_rel:.2e}; nothing was written")
-    clock.lap("surgery")
-    final, refit = pruned, None
-    if config.reconstruct:
-        from edgeprune.reconstruct import reconstruct
-
-        final, refit = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=config.samples_per_image,
-                                   ridge=config.ridge, batch_size=config.batch_size, provider=config.provider,
-                                   seed=config.seed)
-        clock.lap("reconstruct")
-    return PruneOutcome(plan, pruned, final, proof, scores, scoring, refit)
-
-
-def _latency_model(config: OptimizeConfig, model, analysis):
-    """The target device's latency model (this machine's profile when no device is named)."""
-    from edgeprune.hardware import LatencyModel, resolve_device
-
-    return LatencyModel(resolve_device(config.device or "host"), model, analysis)
+    return load_calibration(config.recovery.train_data, model, seed=config.seed, **config.preprocessing)
 
 
 def _latency_report(config: OptimizeConfig, latency, model, final, analysis, plan: PruningPlan) -> dict:
@@ -194,35 +184,6 @@ def _latency_report(config: OptimizeConfig, latency, model, final, analysis, pla
         host = measure_on_host(model.proto.SerializeToString(), final.proto.SerializeToString(), provider=provider,
                                rounds=config.latency_rounds)
     return latency_section(latency, analysis.keep_mask(plan.kept), host)
-
-
-def _batch_size(model, requested: int) -> int:
-    """A model exported with a fixed batch dimension can only take batches of exactly that size."""
-    fixed = {model.shapes[name][0] for name in model.input_names if model.shapes.get(name)}
-    fixed = {d for d in fixed if isinstance(d, int) and d > 0}
-    if len(fixed) == 1:
-        size = fixed.pop()
-        if size != requested:
-            logger.info("the model's batch dimension is fixed at %d: using batches of %d", size, size)
-        return size
-    return requested
-
-
-def _flat(channels: int):
-    import numpy as np
-
-    return np.ones(channels)
-
-
-def _score(config, model, analysis, fit, progress, clock):
-    from edgeprune.scoring.measure import measure_and_score
-
-    scores, info = measure_and_score(model, analysis, fit, config.criterion, batch_size=config.batch_size,
-                                     provider=config.provider, levels=config.levels, seed=config.seed,
-                                     samples_per_image=config.samples_per_image, ridge=config.ridge,
-                                     progress=progress, lap=clock.lap)
-    clock.lap("score")
-    return scores, info
 
 
 def _layers(analysis, plan: PruningPlan, scores) -> tuple[dict, ...]:
@@ -252,8 +213,9 @@ def _guard_accuracy(config: OptimizeConfig, comparison) -> None:
         )
 
 
-def _write(out: Path, model, plan: PruningPlan, report: Report) -> OptimizeResult:
+def _write(out: Path, model, plan: PruningPlan, report: Report, index_map: dict) -> OptimizeResult:
     """Write the three files into a staging folder first, then move them in: all of them, or none."""
+    import json
     import os
     import shutil
     import tempfile
@@ -269,22 +231,11 @@ def _write(out: Path, model, plan: PruningPlan, report: Report) -> OptimizeResul
     names = ("model.pruned.onnx", "plan.json", "report.json")
     try:
         model.save(staging / names[0])
-        plan.save(staging / names[1])
+        plan_data = {**plan.to_dict(), "index_map": index_map}
+        (staging / names[1]).write_text(json.dumps(plan_data, indent=1) + "\n", encoding="utf-8")
         (staging / names[2]).write_text(report.to_json(), encoding="utf-8")
         for name in names:
             os.replace(staging / name, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return OptimizeResult(out / names[0], out / names[1], out / names[2], report)
-
-
-class StageClock:
-    """Seconds spent in each stage: ``lap(name)`` records the time since the previous lap under ``name``."""
-
-    def __init__(self, timings: dict[str, float]) -> None:
-        self.timings, self.start = timings, time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name] = round(now - self.start, 3)
-        self.start = now

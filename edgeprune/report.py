@@ -24,6 +24,8 @@ class Report:
     scoring: Mapping[str, object]
     timings: Mapping[str, float]
     latency: Mapping[str, object] | None = None  # predicted on the target device and measured on this machine
+    comparison_recovered: Mapping[str, object] | None = None  # after distillation (recovery)
+    recovery: Mapping[str, object] | None = None  # the distillation record(s): loss curve, held-out judgements
     environment: Mapping[str, str] = field(default_factory=lambda: environment())
 
     def to_dict(self) -> dict:
@@ -34,7 +36,7 @@ class Report:
 
     @property
     def final_comparison(self) -> Mapping[str, object]:
-        return self.comparison_reconstructed or self.comparison_pruned
+        return self.comparison_recovered or self.comparison_reconstructed or self.comparison_pruned
 
 
 def environment() -> dict[str, str]:

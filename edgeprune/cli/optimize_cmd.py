@@ -11,6 +11,7 @@ import click
 
 from edgeprune.cli import render
 from edgeprune.cli.options import calibration_options, config_option
+from edgeprune.cli.recovery_options import recovery_options
 from edgeprune.cli.search_options import search_options
 from edgeprune.cli.semiotic_options import semiotic_options
 from edgeprune.errors import InputError
@@ -42,6 +43,7 @@ from edgeprune.selection.strategies import STRATEGIES
 @click.option("--align", "alignment", type=int,
               help="Kept channel counts are multiples of this [default: the --device's alignment; host's, 8, "
               "without one]. --align 1 leaves them free.")
+@recovery_options
 @click.option("--reconstruct/--no-reconstruct", default=True, show_default=True,
               help="Refit the layers after pruned channels by least squares on calibration activations.")
 @click.option("--samples-per-image", type=int, default=16, show_default=True,
@@ -59,7 +61,7 @@ from edgeprune.selection.strategies import STRATEGIES
 def optimize_command(model, calib, preprocessing, limit, target_flops, target_params, strategy, criterion,
                      normalisation, floor,
                      alignment, reconstruct, samples_per_image, ridge, held_out, max_acc_drop, batch_size, seed, provider, out, target_latency,
-                     target_speedup, device, search, semiotic) -> None:
+                     target_speedup, device, search, semiotic, recovery) -> None:
     """Prune MODEL to a budget, with calibration data, and prove and report the result."""
     from edgeprune.pipeline import OptimizeConfig, optimize
     from edgeprune.cli.hardware_cmd import alignment_for
@@ -80,7 +82,7 @@ def optimize_command(model, calib, preprocessing, limit, target_flops, target_pa
                             ridge=ridge, held_out=held_out, limit=limit,
                             batch_size=batch_size, seed=seed,
                             provider=provider, max_acc_drop=max_acc_drop, preprocessing=preprocessing, search=search,
-                            semiotic=semiotic)
+                            semiotic=semiotic, recovery=recovery)
     config = dataclasses.replace(config, device=device)
     result = optimize(config, progress=_progress())
     click.echo(render.optimize_text(result))

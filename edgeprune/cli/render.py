@@ -77,9 +77,28 @@ def optimize_text(result) -> str:
     lines.append(f"  agreement {_pct(final.get('agreement'))} top-1 with the original, output error "
                  f"{final['output_error']:.4f} (without reconstruction {_pct(plain.get('agreement'))}, "
                  f"{plain['output_error']:.4f})")
+    recovery = getattr(report, "recovery", None)
+    if recovery:
+        lines.extend(_recovery_lines(recovery))
     lines.append(f"  proof     pruned == masked original within {report.verification['max_rel']:.1e} (relative)")
     if getattr(report, "latency", None):
         from edgeprune.cli.render_latency import latency_lines
 
         lines.extend(latency_lines(report.latency))
     return "\n".join(lines)
+
+
+def _recovery_lines(recovery: dict) -> list[str]:
+    """One line per distillation run: held-out measure before and after, steps, time."""
+    lines = []
+    runs = [step["recovery"] for step in recovery["steps"]] or [recovery["final"]]
+    for index, run in enumerate(runs, 1):
+        label = "recovery " if len(runs) == 1 else f"cut {index}/{len(runs)}"
+        pct = run["measure"] != "neg_rel_error"
+        before = f"{run['before']:.2%}" if pct else f"{run['before']:.4g}"
+        best = f"{run['best']:.2%}" if pct else f"{run['best']:.4g}"
+        lines.append(f"  {label} distilled {run['steps']} steps ({run['epochs']:g} epochs) in {run['seconds']:.0f} s: "
+                     f"held-out {run['measure'].replace('neg_rel_error', '-rel. error')} {before} -> {best}"
+                     f"{'' if run['stopped'] == 'length' else ' (stopped: ' + run['stopped'] + ')'}")
+    return lines
+

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from edgeprune.errors import InputError
-from edgeprune.pipeline import _batch_size  # a model with a fixed batch dimension takes only that size
+from edgeprune.stages import batch_size_for as _batch_size  # a fixed batch dimension takes only that size
 from edgeprune.semiotic.curve import SuperizationCurve
 
 FILES = ("superization.json", "superization.png")

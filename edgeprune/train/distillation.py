@@ -3,7 +3,6 @@ held-out judgement, and write them back into the same initializers."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
