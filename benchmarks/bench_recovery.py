@@ -43,13 +43,14 @@ def main(argv=None) -> int:
     parser.add_argument("--aligns", default="1,8")
     parser.add_argument("--rows", default="reconstructed,finetune-labels,distill-5k-unlabelled,progressive-3")
     parser.add_argument("--train-images", type=int, default=60000)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when another job shares the cores)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "recovery.json"))
     args = parser.parse_args(argv)
     import torch
     from onnx_graphsurgeon.logger import G_LOGGER
 
     G_LOGGER.severity = G_LOGGER.ERROR
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else []
     done = {(r["model"], r["align"], r["target"], r["row"]) for r in results}

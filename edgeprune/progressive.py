@@ -16,7 +16,7 @@ from edgeprune.surgery import apply_plan, verify
 
 
 def prune_progressively(model, analysis, selector: Selector, fit, held_out, train, config,
-                        progress=None, clock: "StageClock | None" = None):
+                        progress=None, clock: StageClock | None = None):
     """Reach the budget in ``config.recovery.steps`` cuts, each scored, selected, cut, proven, reconstructed
     and distilled on the model the previous cut left; the teacher is always the original model.
 
@@ -24,9 +24,11 @@ def prune_progressively(model, analysis, selector: Selector, fit, held_out, trai
     recovery section: per step its budget, MACs kept, and the distillation's record.
     """
     clock = clock or StageClock({})
-    steps, kept = config.recovery.steps, {}
+    steps = config.recovery.steps
+    kept: dict[str, tuple[int, ...]] = {}
     original = Costs(selector.full.macs, selector.full.params, selector.full_latency_ms)
-    current, current_analysis, records, outcome = model, analysis, [], None
+    current, current_analysis, records = model, analysis, []
+    outcome: PruneOutcome | None = None
     for step in range(1, steps + 1):
         costs = PlanCostModel(current, current_analysis)
         latency = latency_model(config, current, current_analysis) if config.budget.needs_latency else None
@@ -43,6 +45,7 @@ def prune_progressively(model, analysis, selector: Selector, fit, held_out, trai
                         "macs_fraction": PlanCostModel(model, analysis).cost_of_plan(kept).macs / max(original.macs, 1),
                         "recovery": report.to_dict()})
         current, current_analysis = trained, analyze(trained)
+    assert outcome is not None  # steps >= 1 (RecoverySettings checks it)
     plan = replace(outcome.plan, kept=MappingProxyType(kept),
                    settings=MappingProxyType({**outcome.plan.settings, "budget": config.budget.to_dict(),
                                               "progressive_steps": steps}))

@@ -52,7 +52,7 @@ def distill_outcome(model, analysis, plan, student, train, held_out, settings: D
     return distill(student, model, train, held_out, settings, features=features, progress=progress)
 
 
-def step_budget(budget, step: int, steps: int, original: "Costs", current: "Costs"):
+def step_budget(budget, step: int, steps: int, original: Costs, current: Costs):
     """The budget of cut ``step`` of ``steps``, relative to the current model: a geometric point between
     the original and the final target, and a floor that compounds to the final floor."""
     share = step / steps

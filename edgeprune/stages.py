@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 from edgeprune.errors import VerificationError
 from edgeprune.selection import SelectionContext, Selector, strategy
@@ -33,7 +32,7 @@ class PruneOutcome:
 
 
 def prune_to_budget(model, analysis, selector: Selector, fit, held_out, config,
-                    progress: Progress | None = None, clock: "StageClock | None" = None) -> PruneOutcome:
+                    progress: Progress | None = None, clock: StageClock | None = None) -> PruneOutcome:
     """Score, select, cut, prove, and (optionally) reconstruct: the part of `optimize` benchmarks reuse."""
     clock = clock or StageClock({})
     scores, scoring = _score(config, model, analysis, fit, progress, clock)

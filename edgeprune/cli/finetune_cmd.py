@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,13 +59,13 @@ def finetune_command(student, teacher, train_data, preprocessing, limit, output,
 
 def recovery_text(report, output) -> str:
     measure = report.measure.replace("neg_rel_error", "minus relative output error")
-    lines = [f"wrote {output}" if output else "recovery",
-             f"  held-out {measure}: {_fmt(report.measure, report.before)} -> {_fmt(report.measure, report.best)} "
-             f"(best at step {report.best_step} of {report.steps}; {report.held_out_images} held-out "
-             f"{'images' if report.measure != 'neg_rel_error' else 'samples'})",
-             f"  trained {report.steps} steps ({report.epochs:g} epochs, {report.images_seen} images) in "
-             f"{report.seconds:.1f} s on {report.device}; labels {'used' if report.labels_used else 'not used'}; "
-             f"stopped by {report.stopped}"]
+    noun = "images" if report.measure != "neg_rel_error" else "samples"
+    judged = (f"  held-out {measure}: {_fmt(report.measure, report.before)} -> {_fmt(report.measure, report.best)} "
+              f"(best at step {report.best_step} of {report.steps}; {report.held_out_images} held-out {noun})")
+    trained = (f"  trained {report.steps} steps ({report.epochs:g} epochs, {report.images_seen} images) in "
+               f"{report.seconds:.1f} s on {report.device}; labels {'used' if report.labels_used else 'not used'}; "
+               f"stopped by {report.stopped}")
+    lines = [f"wrote {output}" if output else "recovery", judged, trained]
     lines += [f"  warning: {w}" for w in report.warnings]
     return "\n".join(lines)
 
@@ -77,7 +78,7 @@ def training_progress():
     """A progress bar with the loss and the last held-out measure, on a terminal only."""
     if not sys.stderr.isatty():
         return None
-    state: dict[str, object] = {}
+    state: dict[str, Any] = {}
 
     def update(step: int, total: int | None, loss: float, measure: float | None) -> None:
         bar = state.get("bar")

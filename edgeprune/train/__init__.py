@@ -17,7 +17,7 @@ _EXPORTS = {
     "RecoveryReport": "edgeprune.train.history",
 }
 
-__all__ = sorted(_EXPORTS) + ["require_torch"]
+__all__ = [*sorted(_EXPORTS), "require_torch"]
 
 
 def require_torch():

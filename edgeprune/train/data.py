@@ -13,7 +13,7 @@ from edgeprune.calibration.dataset import CalibrationSet
 def epoch_batches(data: CalibrationSet, batch_size: int, rng: np.random.Generator) -> Iterator:
     """One pass over ``data`` in a fresh seeded order; only one batch is decoded at a time."""
     order = rng.permutation(data.count)
-    return data.batches(batch_size, indices=order)
+    return data.batches(batch_size, indices=order.tolist())
 
 
 def to_tensors(inputs: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:

@@ -152,6 +152,7 @@ class _Run:
         self.labels_used = (train.labels is not None and settings.label_weight > 0
                             and any(k.classifier for k in kinds))
         parameters = list(student.parameters())
+        self.optimizer: torch.optim.Optimizer
         if settings.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(parameters, lr=settings.lr, momentum=settings.momentum,
                                              nesterov=settings.momentum > 0, weight_decay=settings.weight_decay)
@@ -160,7 +161,8 @@ class _Run:
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.rng = np.random.default_rng(settings.seed)
         self.step, self.images_seen = 0, 0
-        self.best, self.best_step, self.best_state = -math.inf, 0, {}
+        self.best, self.best_step = -math.inf, 0
+        self.best_state: dict[str, torch.Tensor] = {}
         self.loss_curve: list[tuple[int, float]] = []
         self.judgements: list[Judgement] = []
         self._window: list[float] = []

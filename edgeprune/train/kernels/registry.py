@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from edgeprune.errors import InputError
 
-KERNELS: dict[str, "Kernel"] = {}
+KERNELS: dict[str, Kernel] = {}
 
 
 class UnsupportedOpError(InputError):

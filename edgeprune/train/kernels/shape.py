@@ -110,6 +110,8 @@ def squeeze(node: NodeSpec, inputs):
 @kernel("Unsqueeze", static=(1,))
 def unsqueeze(node: NodeSpec, inputs):
     x, axes = inputs[0], _axes(node, inputs, 1)
+    if axes is None:
+        raise node.refuse("Unsqueeze without axes")
     rank = x.dim() + len(axes)
     for axis in sorted(a % rank for a in axes):
         x = x.unsqueeze(axis)
