@@ -41,6 +41,8 @@ def prune_progressively(model, analysis, selector: Selector, fit, held_out, trai
         trained, report = distill_outcome(model, analysis, replace(outcome.plan, kept=kept), outcome.final, train, held_out,
                                           config.recovery.distill, progress=training_progress(progress))
         clock.lap(f"recover {step}")
+        if report.stopped == "interrupted" and step < steps:
+            raise KeyboardInterrupt  # the budget needs the later cuts: stop the run, writing nothing
         records.append({"step": step, "budget": budget.to_dict(),
                         "macs_fraction": PlanCostModel(model, analysis).cost_of_plan(kept).macs / max(original.macs, 1),
                         "recovery": report.to_dict()})

@@ -77,7 +77,7 @@ def test_distillation_lowers_the_training_loss_without_labels():
     data = load_calibration(SAMPLE, teacher)
     train, held = data.split(0.2, seed=0)
     unlabelled, held = replace(train, labels=None), replace(held, labels=None)
-    _, report = distill(student, teacher, unlabelled, held, DistillSettings(epochs=4, batch_size=40, lr=0.01))
+    _, report = distill(student, teacher, unlabelled, held, DistillSettings(epochs=3, batch_size=40, lr=0.01))
     assert report.measure == "agreement" and not report.labels_used
     first, last = report.loss_curve[0][1], report.loss_curve[-1][1]
     assert last < first
@@ -186,7 +186,8 @@ def test_a_teacher_that_is_not_the_original_is_refused(capsys, tmp_path, pruned)
 def test_training_data_of_the_wrong_shape_or_name_is_refused(capsys, tmp_path, pruned):
     np.savez(tmp_path / "wrong.npz", input=np.zeros((8, 3, 32, 32), np.float32))
     np.savez(tmp_path / "named.npz", image=np.zeros((8, 1, 28, 28), np.float32))
-    for data in ("wrong.npz", "named.npz"):
+    np.savez(tmp_path / "double.npz", input=np.zeros((8, 1, 28, 28), np.float64))
+    for data in ("wrong.npz", "named.npz", "double.npz"):
         code, _, err = run(capsys, "finetune", pruned[0], "--teacher", TEACHER, "--train-data", tmp_path / data,
                            "-o", tmp_path / "out.onnx")
         assert code == 2 and "input" in err, err
@@ -217,3 +218,18 @@ def test_finetune_without_torch_says_how_to_install_it(tmp_path, pruned):
     helped = subprocess.run([sys.executable, "-c", "from edgeprune.cli import main; main(['--help'])"],
                             capture_output=True, text=True, env=env, cwd=Path.cwd())
     assert helped.returncode == 0 and "finetune" in helped.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--finetune-epochs", 0), "--epochs must be positive"),
+    (("--finetune-time", -5), "--time-budget must be a positive"),
+    (("--finetune-epochs", 1, "--finetune-steps", 0), "--finetune-steps must be a whole number"),
+    (("--finetune-set", "colour=red", "--finetune-epochs", 1), "--finetune-set takes KEY=VALUE"),
+    (("--train-data", SAMPLE), "--train-data and --finetune-set need --finetune-epochs"),
+    (("--finetune-epochs", 1, "--train-data", "missing.npz"), "missing.npz"),
+])
+def test_bad_recovery_options_of_optimize_are_refused_and_nothing_is_written(capsys, tmp_path, args, message):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "optimize", TEACHER, "--calib", SAMPLE, "--target-flops", "0.5", "--out", out, *args)
+    assert code == 2 and message in err, err
+    assert not out.exists() or not any(out.iterdir())

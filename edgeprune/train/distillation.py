@@ -60,7 +60,7 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
                         "best on the held-out split, and more data helps more than more epochs")
     report = RecoveryReport(
         measure=judge.measure, before=before, best=run.best, best_step=run.best_step, steps=run.step,
-        epochs=round(run.step / run.steps_per_epoch, 3), images_seen=run.images_seen, train_images=train.count,
+        epochs=round(run.step / run.steps_per_epoch, 3), images_seen=run.images_seen, train_images=train.count, train_data=train.source,
         held_out_images=held_out.count, seconds=round(time.perf_counter() - start, 2), stopped=stopped,
         labels_used=run.labels_used, device=str(device), settings=settings.to_dict(),
         loss_curve=tuple(run.loss_curve), judgements=tuple(run.judgements), warnings=tuple(warnings),

@@ -25,6 +25,7 @@ class RecoveryReport:
     epochs: float
     images_seen: int
     train_images: int
+    train_data: str  # where the training samples came from
     held_out_images: int
     seconds: float
     stopped: str  # "length", "time budget" or "interrupted"
