@@ -21,27 +21,22 @@ class FeaturePair:
 def check_correspondence(teacher, student) -> None:
     """Raise `InputError` unless ``student`` is a pruning of ``teacher``: the same inputs and outputs, and the
     same nodes in the same order (surgery and reconstruction change tensor sizes and weights, never nodes)."""
-    if teacher.input_names != student.input_names:
-        raise InputError(f"the student's inputs {list(student.input_names)} are not the teacher's "
-                         f"{list(teacher.input_names)}; give the original model the student was pruned from as --teacher")
-    for name in teacher.input_names:
-        if not _same_static(teacher.shapes.get(name), student.shapes.get(name), skip_batch=False):
-            raise InputError(f"input '{name}' has shape {student.shapes.get(name)} in the student and "
-                             f"{teacher.shapes.get(name)} in the teacher; give the model the student was pruned from")
-    if teacher.output_names != student.output_names:
-        raise InputError(f"the student's outputs {list(student.output_names)} are not the teacher's "
-                         f"{list(teacher.output_names)}; give the original model the student was pruned from as --teacher")
-    for name in teacher.output_names:
-        if not _same_static(teacher.shapes.get(name), student.shapes.get(name), skip_batch=True):
-            raise InputError(f"output '{name}' has shape {student.shapes.get(name)} in the student and "
-                             f"{teacher.shapes.get(name)} in the teacher; the student is not a pruning of the teacher")
+    hint = "give the original model the student was pruned from as --teacher"
+    for kind, names, skip_batch in (("input", teacher.input_names, False), ("output", teacher.output_names, True)):
+        theirs = student.input_names if kind == "input" else student.output_names
+        if names != theirs:
+            raise InputError(f"the student's {kind}s {list(theirs)} are not the teacher's {list(names)}; {hint}")
+        for name in names:
+            if not _same_static(teacher.shapes.get(name), student.shapes.get(name), skip_batch=skip_batch):
+                raise InputError(f"{kind} '{name}' has shape {student.shapes.get(name)} in the student and "
+                                 f"{teacher.shapes.get(name)} in the teacher: the student is not a pruning of it; {hint}")
     t_nodes = [(n.name, n.op_type) for n in teacher.proto.graph.node]
     s_nodes = [(n.name, n.op_type) for n in student.proto.graph.node]
     if t_nodes != s_nodes:
         first = next((i for i, (a, b) in enumerate(zip(t_nodes, s_nodes)) if a != b), min(len(t_nodes), len(s_nodes)))
         raise InputError(
             f"the student is not a pruning of the teacher: their graphs differ at node {first} "
-            f"({len(s_nodes)} nodes against {len(t_nodes)}); give the original model the student was pruned from as --teacher"
+            f"({len(s_nodes)} nodes against {len(t_nodes)}); {hint}"
         )
 
 

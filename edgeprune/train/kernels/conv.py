@@ -48,14 +48,19 @@ def _check_conv(node: NodeSpec) -> None:
         raise node.refuse("only 1-D, 2-D and 3-D convolutions are implemented")
 
 
-@kernel("Conv", check=_check_conv)
-def conv(node: NodeSpec, inputs):
+def _conv_inputs(node: NodeSpec, inputs):
+    """x, weight, bias (or None), spatial rank, kernel shape, strides, dilations."""
     x, w = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
     rank = w.dim() - 2
-    kernel_shape = list(w.shape[2:])
     strides = list(node.attr("strides", [1] * rank))
     dilations = list(node.attr("dilations", [1] * rank))
+    return x, w, bias, rank, list(w.shape[2:]), strides, dilations
+
+
+@kernel("Conv", check=_check_conv)
+def conv(node: NodeSpec, inputs):
+    x, w, bias, rank, kernel_shape, strides, dilations = _conv_inputs(node, inputs)
     padding, explicit = torch_padding(spatial_pads(node, x, kernel_shape, strides, dilations))
     if explicit is not None:
         x = F.pad(x, explicit)
@@ -64,12 +69,7 @@ def conv(node: NodeSpec, inputs):
 
 @kernel("ConvTranspose", check=_check_conv)
 def conv_transpose(node: NodeSpec, inputs):
-    x, w = inputs[0], inputs[1]
-    bias = inputs[2] if len(inputs) > 2 else None
-    rank = w.dim() - 2
-    kernel_shape = list(w.shape[2:])
-    strides = list(node.attr("strides", [1] * rank))
-    dilations = list(node.attr("dilations", [1] * rank))
+    x, w, bias, rank, kernel_shape, strides, dilations = _conv_inputs(node, inputs)
     output_padding = list(node.attr("output_padding", [0] * rank))
     group = int(node.attr("group", 1))
     full = _CONV_T[rank](x, w, bias, strides, 0, output_padding, group, dilations)
