@@ -71,6 +71,9 @@ class OptimizeConfig:
             raise InputError(f"--batch-size must be positive, got {self.batch_size}")
         if self.samples_per_image < 1:
             raise InputError(f"--samples-per-image must be positive, got {self.samples_per_image}")
+        if self.max_acc_drop is not None and not self.max_acc_drop >= 0.0:
+            raise InputError(f"--max-acc-drop is the most accuracy points the run may lose: zero or positive, "
+                             f"got {self.max_acc_drop}")
         if not self.ridge >= 0.0:
             raise InputError(f"--ridge must be zero or positive, got {self.ridge}")
 

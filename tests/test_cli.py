@@ -308,3 +308,15 @@ def test_python_dash_m_help() -> None:
     assert done.returncode == 0, done.stderr
     assert "Usage: edgeprune" in done.stdout or "Usage: python -m edgeprune" in done.stdout
     assert "prune" in done.stdout
+
+
+def test_ctrl_c_in_any_command_exits_130_without_a_traceback(capsys, monkeypatch):
+    """click turns KeyboardInterrupt into Abort, which has no message: both must give exit 130 and one line."""
+    import edgeprune.api
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(edgeprune.api, "inspect_model", interrupted)
+    code, _, err = run_main(capsys, "inspect", "edgeprune/reference/vgg_fmnist.onnx")
+    assert code == 130 and "interrupted; nothing was written" in err and "Traceback" not in err

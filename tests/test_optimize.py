@@ -100,7 +100,8 @@ def test_bad_calibration_exits_2_and_writes_nothing(capsys, model, tmp_path, arr
 
 
 @pytest.mark.parametrize("option,value,words", [("--samples-per-image", 0, "--samples-per-image must be positive"),
-                                                ("--ridge", -1, "--ridge must be zero or positive")])
+                                                ("--ridge", -1, "--ridge must be zero or positive"),
+                                                ("--max-acc-drop", -1, "--max-acc-drop is the most accuracy")])
 def test_bad_least_squares_settings_exit_2(capsys, model, calib, tmp_path, option, value, words):
     code, _, err = optimize(capsys, model, calib, tmp_path / "run", "--target-flops", 0.5, option, value)
     assert code == 2 and words in err and err.count("\n") == 1, err
@@ -124,6 +125,9 @@ def test_settings_from_a_toml_file_and_flags_override(capsys, model, calib, tmp_
     config.write_text("[optimize]\nwhatever = 1\n")
     code, _, err = optimize(capsys, model, calib, tmp_path / "x", "--config", config)
     assert code == 2 and "unknown settings whatever" in err
+    config.write_text("optimize = 5\n")
+    code, _, err = optimize(capsys, model, calib, tmp_path / "y", "--config", config)
+    assert code == 2 and "must be a table of settings" in err and err.count("\n") == 1, err
 
 
 def test_score_writes_scores_alone(capsys, model, calib, tmp_path):

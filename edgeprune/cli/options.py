@@ -67,6 +67,9 @@ def load_config(ctx: click.Context, _param, path: Path | None) -> Path | None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not valid TOML ({exc})") from None
     section = data.get(ctx.info_name, data)
+    if not isinstance(section, dict):
+        raise InputError(f"{path}: '{ctx.info_name}' must be a table of settings ([{ctx.info_name}]), "
+                         f"not a {type(section).__name__}")
     known = {p.name for p in ctx.command.params}
     unknown = sorted(k.replace("-", "_") for k in section if k.replace("-", "_") not in known)
     if unknown:
