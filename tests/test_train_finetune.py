@@ -233,3 +233,19 @@ def test_bad_recovery_options_of_optimize_are_refused_and_nothing_is_written(cap
     code, _, err = run(capsys, "optimize", TEACHER, "--calib", SAMPLE, "--target-flops", "0.5", "--out", out, *args)
     assert code == 2 and message in err, err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_finetune_on_a_flat_folder_of_unlabelled_images_judges_by_agreement(capsys, tmp_path, pruned):
+    import shutil
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index, image in enumerate(sorted(Path("calibration/fashion-mnist").rglob("*.png"))[::10]):
+        shutil.copy(image, folder / f"{index:03d}.png")
+    code, out, err = run(capsys, "finetune", pruned[0], "--teacher", TEACHER, "--train-data", folder,
+                         "--preset", "fashion-mnist", "-o", tmp_path / "out.onnx", "--steps", 2, "--batch-size", 16,
+                         "--report", tmp_path / "report.json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["measure"] == "agreement" and not report["labels_used"] and report["train_data"] == str(folder)
+    assert "held-out agreement" in out
