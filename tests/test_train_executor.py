@@ -129,3 +129,25 @@ def test_gradients_agree_with_finite_differences(data):
             assert abs(analytic - numeric) <= 1e-4 * max(1.0, abs(numeric)), (name, drawn.blocks, analytic, numeric)
             checked += 1
     assert checked > 0
+
+
+def test_training_batchnorms_start_as_the_identity_and_fold_back_into_the_convs():
+    from edgeprune.train.batchnorm import calibrate
+
+    model = load_model("edgeprune/reference/resnet20_fmnist.onnx")
+    module = GraphModule(model, conv_batchnorm=True)
+    assert len(module.norms) == sum(n.op_type == "Conv" for n in model.proto.graph.node)
+    x = torch.from_numpy(np.load("calibration/fashion-mnist/sample.npz")["input"])
+    order = torch.from_numpy(np.random.default_rng(0).permutation(len(x)))
+    calibrate(module.norms.values(), lambda: [module(x[order[i:i + 100]]) for i in range(0, len(x), 100)])
+    feeds = {"input": x[:32].numpy()}
+    expected = run_model(model, feeds)["logits"]
+    np.testing.assert_allclose(_run(module.eval(), feeds)["logits"], expected, atol=1e-4 * np.abs(expected).max())
+    with torch.no_grad():  # as training would leave them: other statistics and affine
+        for norm in module.norms.values():
+            norm.running_mean.add_(0.05)
+            norm.weight.mul_(1.2)
+    trained = write_back(model, module.onnx_parameters())
+    assert [n.op_type for n in trained.proto.graph.node] == [n.op_type for n in model.proto.graph.node]
+    got, want = run_model(trained, feeds)["logits"], _run(module.eval(), feeds)["logits"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

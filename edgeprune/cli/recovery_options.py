@@ -29,7 +29,7 @@ def recovery_options(command):
         click.option("--train-device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
         click.option("--finetune-set", multiple=True, metavar="KEY=VALUE",
                      help="Any other distillation setting: optimizer=adamw, batch_size=128, temperature=4, "
-                     "label_weight=1, feature_weight=0.5, augment=false, clip_norm=1, weight_decay=5e-4."),
+                     "label_weight=1, feature_weight=0.5, augment=false, clip_norm=1, weight_decay=5e-4, batchnorm=false."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -57,7 +57,7 @@ def recovery_options(command):
 
 _TYPES = {"optimizer": str, "schedule": str, "batch_size": int, "shift": int, "evals_per_epoch": int, "steps": int,
           "temperature": float, "label_weight": float, "feature_weight": float, "clip_norm": float,
-          "weight_decay": float, "momentum": float, "augment": bool}
+          "weight_decay": float, "momentum": float, "augment": bool, "batchnorm": bool}
 
 
 def _pairs(pairs: tuple[str, ...]) -> dict:

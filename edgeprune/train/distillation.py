@@ -42,7 +42,9 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
     _check_data(train, held_out, student)
     device = resolve_train_device(settings.train_device)
     torch.manual_seed(settings.seed)
-    student_module = GraphModule(student).to(device)
+    student_module = GraphModule(student, conv_batchnorm=settings.batchnorm).to(device)
+    if settings.batchnorm:
+        _calibrate_norms(student_module, train, settings, device)
     kinds = output_kinds(teacher)
     if features and settings.feature_weight <= 0:
         features = ()
@@ -66,6 +68,23 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
         loss_curve=tuple(run.loss_curve), judgements=tuple(run.judgements), warnings=tuple(warnings),
     )
     return trained, report
+
+
+CALIBRATION_BATCHES = 16  # training batches whose statistics start the training BatchNorms
+
+
+def _calibrate_norms(module, train, settings: DistillSettings, device) -> None:
+    """Start each training BatchNorm at the statistics of its conv's output (so it begins as the identity)."""
+    from edgeprune.train.batchnorm import calibrate
+
+    rng = np.random.default_rng(settings.seed + 1)
+    order = rng.permutation(train.count)[: CALIBRATION_BATCHES * settings.batch_size].tolist()
+
+    def run_batches() -> None:
+        for batch in train.batches(settings.batch_size, indices=order):
+            module(_tensors(batch.inputs, device))
+
+    calibrate(module.norms.values(), run_batches)
 
 
 def resolve_train_device(name: str):

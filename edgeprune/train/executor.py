@@ -33,7 +33,9 @@ class GraphModule(nn.Module):
     """Runs ``model``'s graph in torch. ``forward`` takes the model inputs (positionally, in graph order, or
     as a mapping by name) and returns the graph outputs as a tuple, in graph order."""
 
-    def __init__(self, model: ModelGraph) -> None:
+    def __init__(self, model: ModelGraph, *, conv_batchnorm: bool = False) -> None:
+        """``conv_batchnorm``: put an identity BatchNorm after every conv with its own weight and bias
+        parameters (see `edgeprune.train.batchnorm`); :meth:`onnx_parameters` then folds them back."""
         super().__init__()
         graph = model.proto.graph
         self.input_names = model.input_names
@@ -54,10 +56,19 @@ class GraphModule(nn.Module):
                 self.register_buffer(attribute, torch.from_numpy(np.array(array, copy=True)))
                 self._constant_buffers[init.name] = attribute
         self._last_use = _last_uses(self._steps, self.output_names)
+        self.norms = nn.ModuleDict(_conv_norms(self._steps, self._parameters_by_onnx_name) if conv_batchnorm else {})
 
-    def onnx_parameters(self) -> Mapping[str, nn.Parameter]:
-        """The trainable parameters by their ONNX initializer names."""
-        return dict(self._parameters_by_onnx_name)
+    def onnx_parameters(self) -> Mapping[str, torch.Tensor]:
+        """The trainable parameters by their ONNX initializer names (with any training BatchNorm folded in:
+        the values the graph's initializers must hold to compute what this module computes in eval mode)."""
+        from edgeprune.train.batchnorm import fold
+
+        values: dict[str, torch.Tensor] = dict(self._parameters_by_onnx_name)
+        for index, norm in self.norms.items():
+            step = self._steps[int(index)]
+            weight, bias = step.inputs[1], step.inputs[2]
+            values[weight], values[bias] = fold(values[weight], values[bias], norm)
+        return values
 
     def forward(self, *args, extra_outputs: Iterable[str] = ()):
         feeds = args[0] if len(args) == 1 and isinstance(args[0], Mapping) else dict(zip(self.input_names, args))
@@ -71,6 +82,9 @@ class GraphModule(nn.Module):
         for index, step in enumerate(self._steps):
             inputs = [env[name] if name else None for name in step.inputs]
             outputs = step.kernel.fn(step.spec, inputs)
+            norm = self.norms[str(index)] if str(index) in self.norms else None
+            if norm is not None:
+                outputs = [norm(outputs[0])]
             for name, value in zip(step.outputs, outputs):
                 if name:
                     env[name] = value
@@ -86,6 +100,25 @@ class GraphModule(nn.Module):
         live = {name: getattr(self, attribute) for name, attribute in self._constant_buffers.items()}
         live.update(self._parameters_by_onnx_name)
         return live
+
+
+def _conv_norms(steps: tuple[_Step, ...], parameters: Mapping[str, nn.Parameter]) -> dict[str, nn.Module]:
+    """An identity BatchNorm per Conv whose weight and bias are parameters no other node reads."""
+    from edgeprune.train.batchnorm import identity_norm
+
+    readers: dict[str, int] = {}
+    for step in steps:
+        for name in step.inputs:
+            readers[name] = readers.get(name, 0) + 1
+    norms = {}
+    for index, step in enumerate(steps):
+        if step.spec.op != "Conv" or len(step.inputs) < 3:
+            continue
+        weight, bias = step.inputs[1], step.inputs[2]
+        if weight in parameters and bias in parameters and readers[weight] == readers[bias] == 1:
+            w = parameters[weight]
+            norms[str(index)] = identity_norm(w.shape[0], w.dim() - 2, w.dtype)
+    return norms
 
 
 def _step(node: onnx.NodeProto, opset: int) -> _Step:

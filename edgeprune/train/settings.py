@@ -35,6 +35,7 @@ class DistillSettings:
     schedule: str = "cosine"
     batch_size: int = 128
     clip_norm: float | None = 1.0  # global gradient-norm clipping before each step (None: off)
+    batchnorm: bool = False  # train with a BatchNorm after each conv, folded back at the end (train/batchnorm.py)
     temperature: float = 4.0  # softens classifier outputs in the KL term (Hinton et al.), scaled by T^2
     label_weight: float = 1.0  # weight of the cross-entropy term when labels exist (0: ignore labels)
     feature_weight: float = 0.0  # weight of the kept-channel feature terms at the pruned groups
