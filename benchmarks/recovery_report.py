@@ -4,7 +4,7 @@
         [--peer benchmarks/results/peer_torch_pruning.json] [--out docs/results-recovery-table.md]
 
 Per model, channel counts (free, or in steps of 8) and MAC target: every Torch-Pruning row (importance,
-scope), then edgeprune's rows; test accuracy on the 10,000 test images, drop in points, wall seconds.
+scope, BatchNorm mode), then edgeprune's rows; test accuracy on the 10,000 test images, drop in points, wall seconds.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ TARGETS = {0.5: "1/2", 0.2: "1/5", 0.1: "1/10"}
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ours", default=str(REPO / "benchmarks" / "results" / "recovery.json"))
-    parser.add_argument("--peer", default=str(REPO / "benchmarks" / "results" / "peer_torch_pruning.json"))
+    parser.add_argument("--ours", nargs="+", default=[str(REPO / "benchmarks" / "results" / f"{name}.json")
+                                                      for name in ("recovery", "recovery_clip5")])
+    parser.add_argument("--peer", nargs="+", default=[str(REPO / "benchmarks" / "results" / f"{name}.json")
+                                                      for name in ("peer_torch_pruning", "peer_torch_pruning_bn_train")])
     parser.add_argument("--out")
     args = parser.parse_args(argv)
-    ours = json.loads(Path(args.ours).read_text())
-    peer = json.loads(Path(args.peer).read_text())["rows"] if Path(args.peer).exists() else []
+    ours = [row for path in map(Path, args.ours) if path.exists() for row in json.loads(path.read_text())]
+    peer = [row for path in map(Path, args.peer) if path.exists() for row in json.loads(path.read_text())["rows"]]
     text = render(ours, peer)
     print(text)
     if args.out:
@@ -42,8 +44,9 @@ def render(ours: list[dict], peer: list[dict]) -> str:
             if row["model"] == model and row["target"] == TARGETS.get(target) and (row["round_to"] or 1) == align:
                 kept = f"{row['achieved_mac_fraction']:.1%}" + ("" if row["reached"] else " (not reached)")
                 drop = row["acc_original"] - row["acc_finetuned"]
+                bn = "BatchNorm calibrated, train mode" if row.get("bn") == "train" else "BatchNorm frozen"
                 lines.append(f"| {model} | {counts} | {target:.0%} | Torch-Pruning {row['importance']} {row['scope']}, "
-                             f"1 epoch | {kept} | {row['acc_finetuned']:.2f}% | {drop:.2f} | "
+                             f"1 epoch, {bn} | {kept} | {row['acc_finetuned']:.2f}% | {drop:.2f} | "
                              f"{row['prune_s'] + row['finetune_s']:.0f} |")
         for r in ours:
             if (r["model"], r["align"], r["target"]) != (model, align, target):
