@@ -13,7 +13,9 @@ import numpy as np
 from edgeprune.errors import InputError
 from edgeprune.train import require_torch
 from edgeprune.train.correspond import FeaturePair, check_correspondence
+from edgeprune.train.data import to_tensors  # this module trains: callers check torch first (require_torch)
 from edgeprune.train.history import Judgement, RecoveryReport
+from edgeprune.train.judge import Judge, Teacher
 from edgeprune.train.settings import DistillSettings
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
     counts too, so recovery never returns something worse on the held-out split than what it got).
     Ctrl-C stops training early and still returns the best weights so far.
     """
-    torch = require_torch()
+    require_torch()
     from edgeprune.train.executor import GraphModule
     from edgeprune.train.losses import output_kinds
     from edgeprune.train.writeback import write_back
@@ -41,7 +43,6 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
     check_correspondence(teacher, student)
     _check_data(train, held_out, student)
     device = resolve_train_device(settings.train_device)
-    torch.manual_seed(settings.seed)
     student_module = GraphModule(student, conv_batchnorm=settings.batchnorm).to(device)
     if settings.batchnorm:
         _calibrate_norms(student_module, train, settings, device)
@@ -49,7 +50,7 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
     if features and settings.feature_weight <= 0:
         features = ()
     teacher_module = Teacher(teacher, device, with_features=bool(features))
-    judge = _Judge(teacher_module, held_out, kinds, device, settings.batch_size)
+    judge = Judge(teacher_module, held_out, kinds, device, settings.batch_size)
     run = _Run(student_module, teacher_module, kinds, settings, features, device, train)
     start = time.perf_counter()
     before = judge(student_module)
@@ -62,8 +63,8 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
                         "best on the held-out split, and more data helps more than more epochs")
     report = RecoveryReport(
         measure=judge.measure, before=before, best=run.best, best_step=run.best_step, steps=run.step,
-        epochs=round(run.step / run.steps_per_epoch, 3), images_seen=run.images_seen, train_images=train.count, train_data=train.source,
-        held_out_images=held_out.count, seconds=round(time.perf_counter() - start, 2), stopped=stopped,
+        epochs=round(run.step / run.steps_per_epoch, 3), images_seen=run.images_seen, train_images=train.count,
+        train_data=train.source, held_out_images=held_out.count, seconds=round(time.perf_counter() - start, 2), stopped=stopped,
         labels_used=run.labels_used, device=str(device), settings=settings.to_dict(),
         loss_curve=tuple(run.loss_curve), judgements=tuple(run.judgements), warnings=tuple(warnings),
     )
@@ -82,7 +83,7 @@ def _calibrate_norms(module, train, settings: DistillSettings, device) -> None:
 
     def run_batches() -> None:
         for batch in train.batches(settings.batch_size, indices=order):
-            module(_tensors(batch.inputs, device))
+            module(to_tensors(batch.inputs, device))
 
     calibrate(module.norms.values(), run_batches)
 
@@ -103,76 +104,6 @@ def _check_data(train, held_out, model) -> None:
                          f"{list(model.input_names)}; give arrays named as the model's inputs")
     if train.count < 1 or held_out.count < 1:
         raise InputError("distillation needs at least one training and one held-out sample")
-
-
-class Teacher:
-    """The original model's outputs, never differentiated: by ONNX Runtime on the CPU (about twice as fast
-    as torch op by op), by the executor on CUDA or when the feature terms need its inner tensors."""
-
-    def __init__(self, model, device, with_features: bool) -> None:
-        self.output_names, self.device = model.output_names, device
-        self.session = self.module = None
-        if with_features or device.type != "cpu":
-            from edgeprune.train.executor import GraphModule
-
-            self.module = GraphModule(model).to(device).eval().requires_grad_(False)
-        else:
-            from edgeprune.runtime import create_session
-
-            self.session = create_session(model.serialized(), "cpu")
-
-    def __call__(self, inputs, extra_outputs=()):
-        import torch
-
-        if self.module is not None:
-            with torch.no_grad():
-                return self.module(inputs, extra_outputs=extra_outputs) if extra_outputs else self.module(inputs)
-        feeds = {name: t.detach().cpu().numpy() for name, t in inputs.items()}
-        return tuple(torch.from_numpy(o) for o in self.session.run(list(self.output_names), feeds))
-
-
-class _Judge:
-    """The held-out measure: accuracy with labels, else top-1 agreement with the teacher (classifiers), else
-    minus the relative output error. The teacher's held-out outputs are computed once."""
-
-    def __init__(self, teacher, held_out, kinds, device, batch_size: int) -> None:
-
-        self.data, self.kinds, self.device, self.batch_size = held_out, kinds, device, batch_size
-        self.classifier = next((i for i, k in enumerate(kinds) if k.classifier), None)
-        if self.classifier is not None:
-            self.measure = "accuracy" if held_out.labels is not None else "agreement"
-        else:
-            self.measure = "neg_rel_error"
-        self.teacher_outputs = []
-        for batch in held_out.batches(batch_size):
-            self.teacher_outputs.append([o.cpu() for o in teacher(_tensors(batch.inputs, device))])
-
-    def __call__(self, module) -> float:
-        import torch
-
-        module.eval()
-        hits, error, energy = 0, 0.0, 0.0
-        with torch.no_grad():
-            for batch, reference in zip(self.data.batches(self.batch_size), self.teacher_outputs):
-                outputs = [o.cpu() for o in module(_tensors(batch.inputs, self.device))]
-                if self.classifier is not None:
-                    predicted = outputs[self.classifier].argmax(1)
-                    target = (torch.from_numpy(batch.labels) if self.measure == "accuracy"
-                              else reference[self.classifier].argmax(1))
-                    hits += int((predicted == target).sum())
-                for got, want in zip(outputs, reference):
-                    error += float(((got.double() - want.double()) ** 2).sum())
-                    energy += float((want.double() ** 2).sum())
-        module.train()
-        if self.classifier is not None:
-            return hits / self.data.count
-        return -math.sqrt(error / max(energy, 1e-30))
-
-
-def _tensors(inputs, device):
-    from edgeprune.train.data import to_tensors
-
-    return to_tensors(inputs, device)
 
 
 class _Run:
@@ -225,7 +156,7 @@ class _Run:
             parts.append(elapsed / self.settings.time_budget)
         return min(1.0, max(parts)) if parts else 0.0
 
-    def train(self, judge: _Judge, progress: StepProgress | None, start: float) -> str:
+    def train(self, judge: Judge, progress: StepProgress | None, start: float) -> str:
         settings = self.settings
         interval = max(1, self.steps_per_epoch // settings.evals_per_epoch)
         self.student.train()
@@ -255,7 +186,7 @@ class _Run:
             self._judge(judge)
         return stopped
 
-    def _judge(self, judge: _Judge) -> None:
+    def _judge(self, judge: Judge) -> None:
         mean_loss = float(np.mean(self._window)) if self._window else None
         if mean_loss is not None:
             self.loss_curve.append((self.step, round(mean_loss, 6)))
@@ -278,7 +209,7 @@ class _Run:
         from edgeprune.train.data import augment
         from edgeprune.train.losses import distillation_loss, feature_loss, label_loss
 
-        inputs = _tensors(batch.inputs, self.device)
+        inputs = to_tensors(batch.inputs, self.device)
         if self.settings.augment:
             inputs = augment(inputs, self.settings.shift, self.generator)
         names = [p.teacher for p in self.features]
