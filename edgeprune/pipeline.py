@@ -124,23 +124,19 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
         from edgeprune.progressive import prune_progressively
 
         outcome, recovery = prune_progressively(model, analysis, selector, fit, held_out, train, config, progress, clock)
+        final = outcome.final
     else:
         outcome = prune_to_budget(model, analysis, selector, fit, held_out, config, progress, clock)
-        recovery = None
-    plan, final = outcome.plan, outcome.final
-    plain = compare(model, outcome.pruned, held_out, batch_size=config.batch_size, provider=config.provider)
-    rebuilt = recovered = None
-    if outcome.refit is not None and config.recovery.steps == 1:
-        rebuilt = compare(model, final, held_out, batch_size=config.batch_size, provider=config.provider)
-    if config.recovery.enabled and config.recovery.steps == 1:
-        from edgeprune.recovery import distill_outcome
+        final, recovery = _distil_once(model, analysis, outcome, train, held_out, config, progress, clock)
+    plan = outcome.plan
 
-        final, trained = distill_outcome(model, analysis, plan, final, train, held_out, config.recovery.distill,
-                                         progress=training_progress(progress))
-        recovery = {"steps": [], "final": trained.to_dict()}
-        clock.lap("recover")
-    if config.recovery.enabled:
-        recovered = compare(model, final, held_out, batch_size=config.batch_size, provider=config.provider)
+    def judged(candidate):
+        return compare(model, candidate, held_out, batch_size=config.batch_size, provider=config.provider)
+
+    plain = judged(outcome.pruned)
+    reconstructed_only = outcome.refit is not None and config.recovery.steps == 1  # progressive: distilled already
+    rebuilt = judged(outcome.final) if reconstructed_only else None
+    recovered = judged(final) if config.recovery.enabled else None
     clock.lap("evaluate")
     latency_report = _latency_report(config, latency, model, final, analysis, plan)
     clock.lap("latency")
@@ -166,6 +162,18 @@ def optimize(config: OptimizeConfig, progress: Progress | None = None) -> Optimi
     from edgeprune.surgery.index_map import kept_index_map
 
     return _write(config.out, final, plan, report, kept_index_map(model, analysis, plan))
+
+
+def _distil_once(model, analysis, outcome, train, held_out, config: OptimizeConfig, progress, clock):
+    """The model to ship and the recovery section: distilled after reconstruction when recovery is on."""
+    if not config.recovery.enabled:
+        return outcome.final, None
+    from edgeprune.recovery import distill_outcome
+
+    final, trained = distill_outcome(model, analysis, outcome.plan, outcome.final, train, held_out,
+                                     config.recovery.distill, progress=training_progress(progress))
+    clock.lap("recover")
+    return final, {"steps": [], "final": trained.to_dict()}
 
 
 def _training_data(config: OptimizeConfig, model, fit):
