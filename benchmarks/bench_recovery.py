@@ -11,8 +11,8 @@ Per model, alignment and target (rows already in --out are reused, so an interru
   the 60,000 labelled train images, SGD 0.01 cosine, batch 128, gradient norm clipped to 1);
 - ``distill-5k-unlabelled``: plus label-free distillation on 5,000 unlabelled train images for the same
   number of steps (12 epochs of 5,000), no labels anywhere (the held-out choice uses agreement);
-- ``finetune-labels-clip5`` (on request, ``--rows``): the labelled epoch with the gradient norm clipped to 5
-  and no weight decay, the variant a validation split of the train images preferred (not the peer recipe);
+- ``finetune-labels-clip5`` (on request, ``--rows``): the labelled epoch with distill's defaults (gradient
+  norm clipped to 5, no weight decay: what a validation split of the train images preferred);
 - ``progressive-3`` (10x only): three cuts (46%, 22%, 10%), each reconstructed and distilled for a third of
   the labelled epoch, so the same training budget as ``finetune-labels``.
 The held-out split that picks the weights kept is 200 of the 1,000 calibration images (never trained on).
@@ -104,9 +104,9 @@ def _row(row, data, fit, held_out, labelled, unlabelled, align, target) -> dict:
         selector.check_reachable({g.id: np.ones(g.channels) for g in analysis.prunable_groups})
     except BudgetError as exc:
         return {"unreachable": str(exc)}
-    distill = DistillSettings(epochs=1 / 3 if row == "progressive-3" else 12 if "5k" in row else 1)
-    if row.endswith("-clip5"):  # the variant a validation split preferred: looser clipping, no weight decay
-        distill = DistillSettings(epochs=1, clip_norm=5.0, weight_decay=0.0)
+    # the peer recipe (benchmarks/_recipe.py: clip 1, weight decay 5e-4) unless the row asks for the defaults
+    recipe = {} if row.endswith("-clip5") else {"clip_norm": 1.0, "weight_decay": 5e-4}
+    distill = DistillSettings(epochs=1 / 3 if row == "progressive-3" else 12 if "5k" in row else 1, **recipe)
     steps = 3 if row == "progressive-3" else 1
     config = OptimizeConfig(model=Path("-"), calib=Path("-"), out=Path("-"), budget=budget, provider="cpu",
                             recovery=RecoverySettings(distill=distill if row != "reconstructed" else None, steps=steps))

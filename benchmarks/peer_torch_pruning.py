@@ -104,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="eval: BatchNorms stay the folded identities, in eval mode; train: BatchNorms get the "
                         "real statistics of their inputs (benchmarks/_bn_calibrate.py) and fine-tune in train mode")
     parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--clip5", action="store_true",
+                        help="the recipe with the gradient norm clipped to 5 and no weight decay (the variant a "
+                        "validation split preferred for edgeprune's distillation), instead of clip 1, decay 5e-4")
     args = parser.parse_args(argv)
     for target in args.targets:
         if not 0 < Fraction(target) < 1:
@@ -119,7 +122,7 @@ def round_tos(model: str, chosen: list[str]) -> list[int | None]:
 
 def row_key(row: dict) -> tuple:
     return (row["model"], row["importance"], row["scope"], row["round_to"], row["target"], row["train_images"],
-            row.get("bn", "eval"))
+            row.get("bn", "eval"), row.get("clip_norm", 1.0))
 
 
 # ---------------------------------------------------------------- data, evaluation, fine-tune
@@ -296,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     from edgeprune.reference import record_path
 
     torch.set_num_threads(args.threads)
+    if args.clip5:
+        _recipe.CLIP_NORM, _recipe.WEIGHT_DECAY = 5.0, 0.0
     torch.manual_seed(_recipe.SEED)
     train_images, train_labels = fashion_mnist.load_split("train")
     test_images, test_labels = fashion_mnist.load_split("test")
@@ -323,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         for round_to in round_tos(name, args.round_to):
             for importance in args.importances:
                 for scope in args.scopes:
-                    keys = [(name, importance, scope, round_to, t, n_train, args.bn) for t in targets]
+                    keys = [(name, importance, scope, round_to, t, n_train, args.bn, _recipe.CLIP_NORM) for t in targets]
                     selected += keys
                     todo = [k[4] for k in keys if args.force or k not in done]
                     if not todo:
@@ -350,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                             "prune_steps": snap["steps"], "prune_s": round(snap["prune_s"], 2),
                             "finetune_s": round(seconds, 2), "finetune_images_per_s": round(n_train / seconds, 1),
                             "finetune_train_loss": round(loss, 5), "train_images": n_train,
-                            "load_avg_1min": load, "bn": args.bn,
+                            "load_avg_1min": load, "bn": args.bn, "clip_norm": _recipe.CLIP_NORM,
+                            "weight_decay": _recipe.WEIGHT_DECAY,
                         }
                         row["note"] = note(row)
                         done[row_key(row)] = row

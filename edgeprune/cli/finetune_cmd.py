@@ -27,6 +27,9 @@ TRAIN_HELP = ("Training data, in the formats of --calib: a folder of images (cla
 @click.option("--lr", type=float, default=0.01, show_default=True, help="Peak learning rate (annealed by a cosine).")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--clip-norm", type=float, default=5.0, show_default=True,
+              help="Clip the gradient's global norm to this before each step (BatchNorm-folded networks need it).")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("--temperature", type=float, default=4.0, show_default=True, help="Softening of classifier outputs in the KL term.")
 @click.option("--label-weight", type=float, default=1.0, show_default=True,
               help="Weight of the cross-entropy term when the data has labels (0 ignores them).")
@@ -40,8 +43,8 @@ TRAIN_HELP = ("Training data, in the formats of --calib: a folder of images (cla
 @click.option("--train-device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Also write the recovery report (JSON).")
 def finetune_command(student, teacher, train_data, preprocessing, limit, output, epochs, steps, time_budget, lr,
-                     optimizer, batch_size, temperature, label_weight, feature_weight, plan_path, augment, held_out,
-                     seed, train_device, report_path) -> None:
+                     optimizer, batch_size, clip_norm, weight_decay, temperature, label_weight, feature_weight,
+                     plan_path, augment, held_out, seed, train_device, report_path) -> None:
     """Distil STUDENT (a pruned model) from its original: KL on the outputs, labels optional."""
     from edgeprune.api import finetune_model
     from edgeprune.train.settings import DistillSettings
@@ -50,7 +53,8 @@ def finetune_command(student, teacher, train_data, preprocessing, limit, output,
         if Path(output).resolve() == Path(given).resolve():
             raise InputError(f"the output path {output} is an input model; choose another path (inputs are never overwritten)")
     settings = DistillSettings(epochs=epochs, steps=steps, time_budget=time_budget, lr=lr, optimizer=optimizer,
-                               batch_size=batch_size, temperature=temperature, label_weight=label_weight,
+                               batch_size=batch_size, clip_norm=clip_norm, weight_decay=weight_decay,
+                               temperature=temperature, label_weight=label_weight,
                                feature_weight=feature_weight, augment=augment, seed=seed, train_device=train_device)
     report = finetune_model(student, teacher, train_data, output, settings, preprocessing=preprocessing, limit=limit,
                             held_out=held_out, plan_path=plan_path, report_path=report_path, progress=training_progress())
