@@ -22,7 +22,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ours", nargs="+", default=[str(REPO / "benchmarks" / "results" / f"{name}.json")
                                                       for name in ("recovery", "recovery_clip5")])
     parser.add_argument("--peer", nargs="+", default=[str(REPO / "benchmarks" / "results" / f"{name}.json")
-                                                      for name in ("peer_torch_pruning", "peer_torch_pruning_bn_train")])
+                                                      for name in ("peer_torch_pruning", "peer_torch_pruning_bn_train",
+                                                                   "peer_torch_pruning_clip5")])
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     ours = [row for path in map(Path, args.ours) if path.exists() for row in json.loads(path.read_text())]
@@ -45,6 +46,7 @@ def render(ours: list[dict], peer: list[dict]) -> str:
                 kept = f"{row['achieved_mac_fraction']:.1%}" + ("" if row["reached"] else " (not reached)")
                 drop = row["acc_original"] - row["acc_finetuned"]
                 bn = "BatchNorm calibrated, train mode" if row.get("bn") == "train" else "BatchNorm frozen"
+                bn += ", clip 5" if row.get("clip_norm", 1.0) == 5.0 else ""
                 lines.append(f"| {model} | {counts} | {target:.0%} | Torch-Pruning {row['importance']} {row['scope']}, "
                              f"1 epoch, {bn} | {kept} | {row['acc_finetuned']:.2f}% | {drop:.2f} | "
                              f"{row['prune_s'] + row['finetune_s']:.0f} |")
