@@ -74,7 +74,9 @@ def main(argv=None) -> int:
                     print(json.dumps(record), flush=True)
                     results.append(record)
                     _save(out, results)
-    print(table(results))
+    from recovery_report import render
+
+    print(render(results, []))
     return 0
 
 
@@ -149,19 +151,6 @@ def _save(path: Path, rows) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(rows, indent=1) + "\n")
     os.replace(tmp, path)
-
-
-def table(rows) -> str:
-    lines = ["| model | counts | MACs target | row | MACs kept | test accuracy | drop (points) | wall s | train s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        counts = "free" if r["align"] == 1 else f"x{r['align']}"
-        if "unreachable" in r:
-            lines.append(f"| {r['model']} | {counts} | {r['target']:.0%} | {r['row']} | unreachable | | | | |")
-            continue
-        lines.append(f"| {r['model']} | {counts} | {r['target']:.0%} | {r['row']} | {r['macs_kept']:.1%} | "
-                     f"{r['accuracy']:.2%} | {r['drop_points']:.2f} | {r['seconds']:.0f} | {r['train_seconds'] or ''} |")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

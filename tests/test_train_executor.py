@@ -4,12 +4,11 @@ write-back that changes only initializer values."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
+from onnx import helper
 from onnx_graphsurgeon.logger import G_LOGGER
 
 from builders import init, make_model, tensor_info
