@@ -101,7 +101,7 @@ def finetune_model(
     from edgeprune.graph.io import write_files_atomic
     from edgeprune.surgery.plan import validate_plan
     from edgeprune.train import distill
-    from edgeprune.train.correspond import check_correspondence, feature_pairs
+    from edgeprune.train.correspond import check_correspondence
     from edgeprune.train.executor import check_trainable
 
     student, teacher = load_model(student_path), load_model(teacher_path)
@@ -110,16 +110,18 @@ def finetune_model(
     data = load_calibration(train_data, student, limit=limit, seed=settings.seed, **(preprocessing or {}))
     data.require(2, "training and a held-out judgement")
     train, held = data.split(held_out, seed=settings.seed)
-    features = ()
     if plan_path is not None:
+        from edgeprune.recovery import distill_outcome
+
         plan = PruningPlan.load(plan_path)
         analysis = analyze(teacher)
         validate_plan(plan, analysis)
-        features = feature_pairs(analysis, plan, student)
+        trained, report = distill_outcome(teacher, analysis, plan, student, train, held, settings, progress=progress)
     elif settings.feature_weight > 0:
         raise InputError("--feature-weight needs --plan (the plan the student was pruned with), which maps its "
                          "channels to the teacher's")
-    trained, report = distill(student, teacher, train, held, settings, features=features, progress=progress)
+    else:
+        trained, report = distill(student, teacher, train, held, settings, progress=progress)
     files = {Path(output): trained.serialized()}
     if report_path is not None:
         files[Path(report_path)] = (json.dumps(report.to_dict(), indent=1) + "\n").encode("utf-8")

@@ -44,7 +44,7 @@ def prune_progressively(model, analysis, selector: Selector, fit, held_out, trai
         if report.stopped == "interrupted" and step < steps:
             raise KeyboardInterrupt  # the budget needs the later cuts: stop the run, writing nothing
         records.append({"step": step, "budget": budget.to_dict(),
-                        "macs_fraction": PlanCostModel(model, analysis).cost_of_plan(kept).macs / max(original.macs, 1),
+                        "macs_fraction": selector.costs.cost_of_plan(kept).macs / max(original.macs, 1),
                         "recovery": report.to_dict()})
         current, current_analysis = trained, analyze(trained)
     assert outcome is not None  # steps >= 1 (RecoverySettings checks it)

@@ -6,14 +6,11 @@ Only the settings type is imported at module level; torch is imported when train
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgeprune.errors import InputError
 from edgeprune.train.settings import DistillSettings
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,9 +42,7 @@ def distill_outcome(model, analysis, plan, student, train, held_out, settings: D
     """Distil ``student`` (the pruned, reconstructed model) from ``model``; feature terms from the plan."""
     from edgeprune.train import distill
     from edgeprune.train.correspond import feature_pairs
-    from edgeprune.train.executor import check_trainable
 
-    check_trainable(student)
     features = feature_pairs(analysis, plan, student) if settings.feature_weight > 0 else ()
     return distill(student, model, train, held_out, settings, features=features, progress=progress)
 

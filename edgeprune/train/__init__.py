@@ -33,7 +33,12 @@ def require_torch():
         ) from None
 
 
+_NEED_TORCH = {"edgeprune.train.executor", "edgeprune.train.distillation"}
+
+
 def __getattr__(name: str):
     if name in _EXPORTS:
+        if _EXPORTS[name] in _NEED_TORCH:
+            require_torch()  # one line saying how to install it, not an ImportError from deep inside
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'edgeprune.train' has no attribute {name!r}")

@@ -9,14 +9,18 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 
 from edgeprune.errors import InputError
-from edgeprune.train import require_torch
+from edgeprune.train.batchnorm import calibrate
 from edgeprune.train.correspond import FeaturePair, check_correspondence
-from edgeprune.train.data import to_tensors  # this module trains: callers check torch first (require_torch)
+from edgeprune.train.data import augment, epoch_batches, to_tensors
+from edgeprune.train.executor import GraphModule
 from edgeprune.train.history import Judgement, RecoveryReport
 from edgeprune.train.judge import Judge, Teacher
+from edgeprune.train.losses import distillation_loss, feature_loss, label_loss, output_kinds
 from edgeprune.train.settings import DistillSettings
+from edgeprune.train.writeback import write_back
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +39,6 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
     counts too, so recovery never returns something worse on the held-out split than what it got).
     Ctrl-C stops training early and still returns the best weights so far.
     """
-    require_torch()
-    from edgeprune.train.executor import GraphModule
-    from edgeprune.train.losses import output_kinds
-    from edgeprune.train.writeback import write_back
-
     check_correspondence(teacher, student)
     _check_data(train, held_out, student)
     device = resolve_train_device(settings.train_device)
@@ -76,8 +75,6 @@ CALIBRATION_BATCHES = 16  # training batches whose statistics start the training
 
 def _calibrate_norms(module, train, settings: DistillSettings, device) -> None:
     """Start each training BatchNorm at the statistics of its conv's output (so it begins as the identity)."""
-    from edgeprune.train.batchnorm import calibrate
-
     rng = np.random.default_rng(settings.seed + 1)
     order = rng.permutation(train.count)[: CALIBRATION_BATCHES * settings.batch_size].tolist()
 
@@ -90,7 +87,6 @@ def _calibrate_norms(module, train, settings: DistillSettings, device) -> None:
 
 def resolve_train_device(name: str):
     """``auto``: CUDA when torch sees a usable GPU, else the CPU; ``cuda`` without one is an error."""
-    torch = require_torch()
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -110,8 +106,6 @@ class _Run:
     """The optimiser loop and its bookkeeping (best state, curves, counts)."""
 
     def __init__(self, student, teacher, kinds, settings: DistillSettings, features, device, train) -> None:
-        import torch
-
         self.student, self.teacher, self.kinds, self.settings = student, teacher, kinds, settings
         self.features, self.device, self.train_data = tuple(features), device, train
         self.steps_per_epoch = max(1, math.ceil(train.count / settings.batch_size))
@@ -163,7 +157,7 @@ class _Run:
         stopped = "length"
         try:
             while True:
-                for batch in _epoch(self.train_data, settings.batch_size, self.rng):
+                for batch in epoch_batches(self.train_data, settings.batch_size, self.rng):
                     elapsed = time.perf_counter() - start
                     if settings.time_budget is not None and elapsed >= settings.time_budget:
                         stopped = "time budget"
@@ -204,11 +198,6 @@ class _Run:
             group["lr"] = lr
 
     def _step(self, batch) -> float:
-        import torch
-
-        from edgeprune.train.data import augment
-        from edgeprune.train.losses import distillation_loss, feature_loss, label_loss
-
         inputs = to_tensors(batch.inputs, self.device)
         if self.settings.augment:
             inputs = augment(inputs, self.settings.shift, self.generator)
@@ -236,9 +225,3 @@ class _Run:
 
 class _Stop(Exception):
     pass
-
-
-def _epoch(data, batch_size: int, rng):
-    from edgeprune.train.data import epoch_batches
-
-    return epoch_batches(data, batch_size, rng)
