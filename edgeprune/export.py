@@ -56,24 +56,45 @@ def export_torch(
 ) -> Path:
     """Export ``module`` (in eval mode) traced on ``example_inputs`` to ``path``; return the path.
 
-    The module is exported in eval mode (BatchNorm uses its running statistics and is folded into the
-    preceding Conv) and put back into its previous mode afterwards. With ``dynamic_batch`` the dynamo
-    exporter may be unable to keep dim 0 symbolic for some modules; it then exports a static batch and logs a
-    WARNING with the reason. The dynamo exporter writes opset 18 where the model needs an op it cannot
-    convert down (ReduceMean, Split), whatever ``opset`` asks. Raises ``InputError`` if the module cannot be
+    :func:`export_torch_model`, then :func:`write_atomically`. Raises ``InputError`` if the module cannot be
     exported or written.
+    """
+    model = export_torch_model(module, example_inputs, exporter=exporter, opset=opset, dynamic_batch=dynamic_batch,
+                               input_names=input_names, output_names=output_names)
+    target = Path(path)
+    write_atomically(model, target)
+    return target
+
+
+def export_torch_model(
+    module: torch.nn.Module,
+    example_inputs: Sequence[torch.Tensor],
+    *,
+    exporter: Literal["legacy", "dynamo"] = "legacy",
+    opset: int = 17,
+    dynamic_batch: bool = True,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+) -> onnx.ModelProto:
+    """Export ``module`` (in eval mode) traced on ``example_inputs``; return the normalised, validated model.
+
+    Nothing is written: a caller can check the model before it reaches the disk. The module is exported in
+    eval mode (BatchNorm uses its running statistics and is folded into the preceding Conv) and put back into
+    its previous mode afterwards. With ``dynamic_batch`` the dynamo exporter may be unable to keep dim 0
+    symbolic for some modules; it then exports a static batch and logs a WARNING with the reason. The dynamo
+    exporter writes opset 18 where the model needs an op it cannot convert down (ReduceMean, Split), whatever
+    ``opset`` asks. Raises ``InputError`` if the module cannot be exported.
     """
     import torch
 
     if exporter not in ("legacy", "dynamo"):
         raise InputError(f"unknown exporter {exporter!r}; choose 'legacy' or 'dynamo'")
     inputs = tuple(example_inputs)
-    target = Path(path)
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            n_outputs = len(_flatten(module(*inputs)))
+            n_outputs = len(flatten_outputs(module(*inputs)))
         in_names = list(input_names) if input_names else _default_names("input", len(inputs))
         out_names = list(output_names) if output_names else _default_names("output", n_outputs)
         if exporter == "legacy":
@@ -84,28 +105,28 @@ def export_torch(
     except InputError:
         raise
     except Exception as exc:  # the exporters raise anything from RuntimeError to their own types
-        raise InputError(f"could not export the torch module to ONNX: {_reason(exc)}; {_HINT}") from exc
+        raise InputError(f"could not export the torch module to ONNX: {one_line_reason(exc)}; {_HINT}") from exc
     finally:
         module.train(was_training)
     _normalise(model)
     _validate(model)
-    _write_atomically(model, target)
-    return target
+    return model
 
 
 def _default_names(prefix: str, count: int) -> list[str]:
     return [prefix] if count == 1 else [f"{prefix}_{i}" for i in range(count)]
 
 
-def _flatten(outputs: Any) -> list[Any]:
+def flatten_outputs(outputs: Any) -> list[Any]:
+    """The leaves of a module's (nested tuple, list or dict) outputs, in the order the exporters number them."""
     if isinstance(outputs, (tuple, list)):
-        return [leaf for item in outputs for leaf in _flatten(item)]
+        return [leaf for item in outputs for leaf in flatten_outputs(item)]
     if isinstance(outputs, dict):
-        return [leaf for item in outputs.values() for leaf in _flatten(item)]
+        return [leaf for item in outputs.values() for leaf in flatten_outputs(item)]
     return [outputs]
 
 
-def _reason(exc: BaseException) -> str:
+def one_line_reason(exc: BaseException) -> str:
     """One line saying why an exporter failed.
 
     torch.export messages run to pages with colour codes and generic "next steps"; the dynamo exporter puts
@@ -185,10 +206,10 @@ def _export_dynamo(
         log.warning(
             "the dynamo exporter could not keep the batch dimension of %s dynamic (%s); "
             "exported it with a static batch of %d",
-            type(module).__name__, _reason(exc), inputs[0].shape[0],
+            type(module).__name__, one_line_reason(exc), inputs[0].shape[0],
         )
         return model
-    static = [v.name for v in [*model.graph.input, *model.graph.output] if not _has_batch_dim(v)]
+    static = [v.name for v in [*model.graph.input, *model.graph.output] if not has_batch_dim(v)]
     if static:
         log.warning("the dynamo exporter left a static dim 0 on %s of %s", ", ".join(static), type(module).__name__)
     return model
@@ -202,16 +223,16 @@ def _log_opset(model: onnx.ModelProto, opset: int) -> None:
     the model then keeps opset 18. ONNX's converter run after folding is no better (it leaves
     ReduceMean-18 attributes on ReduceMean-13), so the exporter's opset is kept.
     """
-    current = _default_opset(model)
+    current = default_opset(model)
     if current is not None and current != opset:
         log.info("the dynamo exporter wrote opset %d, not the requested %d", current, opset)
 
 
-def _default_opset(model: onnx.ModelProto) -> int | None:
+def default_opset(model: onnx.ModelProto) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def _has_batch_dim(value: onnx.ValueInfoProto) -> bool:
+def has_batch_dim(value: onnx.ValueInfoProto) -> bool:
     dims = value.type.tensor_type.shape.dim
     return bool(dims) and dims[0].dim_param == BATCH_DIM
 
@@ -240,12 +261,11 @@ def _validate(model: onnx.ModelProto) -> None:
         options.log_severity_level = 3
         ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise InputError(
-            f"could not export the torch module to ONNX: the exported model is invalid ({_reason(exc)}); {_HINT}"
-        ) from exc
+        why = one_line_reason(exc)
+        raise InputError(f"could not export the torch module to ONNX: the exported model is invalid ({why}); {_HINT}") from exc
 
 
-def _write_atomically(model: onnx.ModelProto, target: Path) -> None:
+def write_atomically(model: onnx.ModelProto, target: Path) -> None:
     """Write to a temporary file next to ``target``, then rename over it: no partial file on any error.
 
     ``os.open`` with mode 0o666 (not ``mkstemp``'s 0o600) so the file gets the usual umask permissions.

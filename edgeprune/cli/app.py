@@ -7,6 +7,7 @@ import logging
 import click
 
 from edgeprune.cli.analyze_cmd import analyze_command
+from edgeprune.cli.export_cmd import export_command
 from edgeprune.cli.finetune_cmd import finetune_command
 from edgeprune.cli.commands import inspect_command, plan_command, prune_command
 from edgeprune.cli.hardware_cmd import bench_command, devices_command, profile_command
@@ -40,3 +41,4 @@ cli.add_command(profile_command)
 cli.add_command(bench_command)
 cli.add_command(analyze_command)
 cli.add_command(finetune_command)
+cli.add_command(export_command)
