@@ -1,4 +1,4 @@
-"""The maths of the channel scores: spatial aura entropy and aura mutual information (ALGORITHMS.md 1-2).
+"""The maths of the channel scores: spatial aura entropy and aura mutual information (docs/methods.md).
 
 Pipeline for one layer: ``quantize_maps`` (per-map min-max codes, dead maps flagged) -> ``aura_counts``
 (8-neighbour aura matrices) -> ``aura_entropy``; with the consumer layer's maps, ``cross_aura_counts``

@@ -1,4 +1,4 @@
-"""Grey-level aura matrices over the 8-neighbourhood, and their entropy (ALGORITHMS.md section 1).
+"""Grey-level aura matrices over the 8-neighbourhood, and their entropy (docs/methods.md#spatial-aura-entropy).
 
 The aura matrix of a quantised map X counts the ordered pairs of 8-neighbours (s, r) with X_s = g and
 X_r = h: the sum of the co-occurrence matrices of the 8 displacements (Elfadel and Picard). Borders are

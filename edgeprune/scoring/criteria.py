@@ -1,4 +1,4 @@
-"""The criteria of ALGORITHMS.md section 2 (aura-mi, aura-mi-label, entropy, hist-mi, l1, activation,
+"""The criteria of docs/methods.md#scoring-criteria (aura-mi, aura-mi-label, entropy, hist-mi, l1, activation,
 random) and refit-error (the default), which picks channels for the least-squares reconstruction."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``cross_aura_counts`` gives, for every pair (channel i of X, channel j of Y), the counts
 b[i, j, g, h] of (s, r) with r in the 3x3 window of s (s included, no padding), X_i(s) = g and
-Y_j(r) = h, summed over images (ALGORITHMS.md section 2). All pairs come from one matrix product per
+Y_j(r) = h, summed over images (docs/methods.md#aura-mutual-information). All pairs come from one matrix product per
 chunk of images: one-hot X as (rows, Cx*G) times the 3x3 window sums of one-hot Y as (rows, Cy*G), with
 one row per (image, anchor site). The anchors are every site, or a regular grid of them (``stride``):
 at stride 3 the anchors' windows tile the map, so every site of Y is still read, at a ninth of the rows. Entries are small integers, so float32 is exact while each chunk's counts

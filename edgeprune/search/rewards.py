@@ -1,4 +1,4 @@
-"""Rewards of the RL search as pure functions of what the masked model computed (ALGORITHMS.md section 3).
+"""Rewards of the RL search as pure functions of what the masked model computed (docs/methods.md#rl-search).
 
 - ``entropy`` (default, label-free, P2): R = -mean over measured layers of (mean spatial aura entropy of the
   kept maps / the same in the unpruned model). A dead map (constant: no spread, entropy 0) counts at the

@@ -17,7 +17,7 @@ ENTROPY_REFERENCES = ("kept", "all", "dead")
 
 @dataclass(frozen=True)
 class AgentSettings:
-    """DDPG as in AMC (He et al., 2018): these defaults are AMC's values (ALGORITHMS.md section 3)."""
+    """DDPG as in AMC (He et al., 2018): these defaults are AMC's values (docs/methods.md#rl-search)."""
 
     hidden: int = 300  # two hidden layers of this width, actor and critic
     actor_lr: float = 1e-4

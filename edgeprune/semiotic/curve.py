@@ -1,4 +1,4 @@
-"""Saliency maps, their spatial aura entropy, and the superization curve (ALGORITHMS.md section 4).
+"""Saliency maps, their spatial aura entropy, and the superization curve (docs/methods.md#superization-curve).
 
 The gradient-free saliency map of a layer for one image is the mean of its channels' activation maps
 (optionally a weighted mean, e.g. by each channel's aura MI). Its entropy is the spatial aura entropy of

@@ -1,4 +1,4 @@
-"""`--strategy semiotic` (ALGORITHMS.md section 4): prune where the superization curve changes least.
+"""`--strategy semiotic` (docs/methods.md#semiotic-strategy): prune where the superization curve changes least.
 
 Greedy: from the full model, every step tries removing one chunk from each prunable group in turn (the
 group's lowest-scored kept channels, by the run's criterion), re-measures the superization curve of each
