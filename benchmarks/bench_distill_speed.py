@@ -69,7 +69,7 @@ def _pruned_model(target: float):
     from edgeprune.cost import PlanCostModel
     from edgeprune.graph import load_model
     from edgeprune.hardware import resolve_device
-    from edgeprune.pipeline import OptimizeConfig
+    from edgeprune.settings import OptimizeSettings
     from edgeprune.selection import Budget, Selector
     from edgeprune.stages import prune_to_budget
 
@@ -78,7 +78,7 @@ def _pruned_model(target: float):
     budget = Budget(macs=target, alignment=resolve_device("host").alignment)
     data = load_calibration(REPO / "calibration" / "fashion-mnist" / "sample.npz", model)
     fit, held = data.split(0.2, seed=0)
-    config = OptimizeConfig(model=Path("-"), calib=Path("-"), out=Path("-"), budget=budget, provider="cpu")
+    config = OptimizeSettings.from_dict({"provider": "cpu"})
     outcome = prune_to_budget(model, analysis, Selector(analysis, PlanCostModel(model, analysis), budget), fit, held, config)
     return model, outcome.final
 

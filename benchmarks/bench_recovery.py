@@ -92,8 +92,8 @@ def _row(row, data, fit, held_out, labelled, unlabelled, align, target) -> dict:
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.errors import BudgetError
     from edgeprune.evaluate import compare
-    from edgeprune.pipeline import OptimizeConfig
-    from edgeprune.recovery import RecoverySettings, distill_outcome
+    from edgeprune.recovery import distill_outcome
+    from edgeprune.settings import OptimizeSettings
     from edgeprune.selection import Budget, Selector
     from edgeprune.stages import prune_to_budget
     from edgeprune.train.settings import DistillSettings
@@ -110,8 +110,9 @@ def _row(row, data, fit, held_out, labelled, unlabelled, align, target) -> dict:
     recipe = {} if row.endswith("-clip5") else {"clip_norm": 1.0, "weight_decay": 5e-4}
     distill = DistillSettings(epochs=1 / 3 if row == "progressive-3" else 12 if "5k" in row else 1, **recipe)
     steps = 3 if row == "progressive-3" else 1
-    config = OptimizeConfig(model=Path("-"), calib=Path("-"), out=Path("-"), budget=budget, provider="cpu",
-                            recovery=RecoverySettings(distill=distill if row != "reconstructed" else None, steps=steps))
+    recovery = {"finetune-epochs": distill.epochs, "finetune-steps": steps,
+                **{key.replace("_", "-"): value for key, value in recipe.items()}}
+    config = OptimizeSettings.from_dict({"provider": "cpu", "recovery": recovery if row != "reconstructed" else {}})
     recovery = None
     if steps > 1:
         from edgeprune.progressive import prune_progressively

@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,10 +30,10 @@ def methods(episodes: int, search_images: int, variants: bool = False):
     rows = [("uniform, l1", "uniform", "l1", None), ("global ranking, l1", "mi", "l1", None),
             ("MI ranker, aura-mi", "mi", "aura-mi", None)]
     for reward in ("entropy", "accuracy", "agreement"):
-        settings = SearchSettings(reward=reward, episodes=episodes, images=search_images)
+        settings = SearchSettings(reward=reward, episodes=episodes, search_images=search_images)
         rows.append((f"rl, {reward} reward (l1 inside)", "rl", "l1", settings))
     if variants:
-        settings = SearchSettings(episodes=episodes, images=search_images, entropy_reference="dead")
+        settings = SearchSettings(episodes=episodes, search_images=search_images, entropy_reference="dead")
         rows.append(("rl, entropy reward, removed maps dead", "rl", "l1", settings))
     for name in STRATEGIES:
         if name not in ("mi", "uniform", "rl"):
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_model(args, name: str, path: Path) -> str:
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.evaluate import compare
-    from edgeprune.pipeline import OptimizeConfig, StageClock, prune_to_budget
+    from edgeprune.pipeline import StageClock, prune_to_budget
+    from edgeprune.settings import OptimizeSettings
     from edgeprune.selection import Budget, Selector, parse_fraction
 
     data = experiment(path, args.calib_images, args.test_images, args.seed)
@@ -89,9 +91,11 @@ def run_model(args, name: str, path: Path) -> str:
         for label, strategy, criterion, search in methods(args.episodes, args.search_images, args.variants):
             if only and label not in only:
                 continue
-            extra = {"search": search} if search is not None else {}
-            config = OptimizeConfig(model=path, calib=Path("-"), out=Path("-"), budget=budget, strategy=strategy,
-                                    criterion=criterion, seed=args.seed, provider="cpu", **extra)
+            config = OptimizeSettings.from_dict({"seed": args.seed, "provider": "cpu",
+                                                 "scoring": {"criterion": criterion},
+                                                 "selection": {"strategy": strategy}})
+            if search is not None:
+                config = replace(config, selection=replace(config.selection, rl=search))
             timings: dict[str, float] = {}
             start = time.perf_counter()
             outcome = prune_to_budget(model, analysis, selector, fit, fit, config, clock=StageClock(timings))

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.evaluate import compare
-    from edgeprune.pipeline import OptimizeConfig, prune_to_budget
+    from edgeprune.pipeline import prune_to_budget
+    from edgeprune.settings import OptimizeSettings
     from edgeprune.selection import Budget, Selector
 
     G_LOGGER.severity = G_LOGGER.ERROR
@@ -62,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         budget = Budget(macs=target, alignment=args.align)
         selector = Selector(analysis, PlanCostModel(model, analysis), budget)
         for strategy, criterion, normalisation, label in METHODS:
-            config = OptimizeConfig(model=Path(args.model), calib=Path("-"), out=Path("-"), budget=budget,
-                                    strategy=strategy, criterion=criterion, normalisation=normalisation,
-                                    seed=args.seed, provider="cpu")
+            config = OptimizeSettings.from_dict({
+                "seed": args.seed, "provider": "cpu", "scoring": {"criterion": criterion},
+                "selection": {"strategy": strategy, "normalise": normalisation}})
             start = time.perf_counter()
             outcome = prune_to_budget(model, analysis, selector, fit, fit, config)
             seconds = time.perf_counter() - start

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgeprune.cost import PlanCostModel, model_cost
     from edgeprune.evaluate import compare
-    from edgeprune.pipeline import OptimizeConfig, StageClock, prune_to_budget
+    from edgeprune.pipeline import StageClock, prune_to_budget
+    from edgeprune.settings import OptimizeSettings
     from edgeprune.selection import Budget, Selector
     from edgeprune.semiotic.settings import SemioticSettings
 
@@ -59,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.variants.split(","):
         strategy, settings = VARIANTS[name]
-        config = OptimizeConfig(model=Path(args.model), calib=Path("-"), out=Path("-"), budget=budget,
-                                strategy=strategy, criterion=args.criterion, seed=args.seed, provider="cpu")
-        config = replace(config, semiotic=SemioticSettings(**settings))
+        config = OptimizeSettings.from_dict({"seed": args.seed, "provider": "cpu",
+                                             "scoring": {"criterion": args.criterion},
+                                             "selection": {"strategy": strategy}})
+        config = replace(config, selection=replace(config.selection, semiotic=SemioticSettings(**settings)))
         timings: dict[str, float] = {}
         start = time.perf_counter()
         outcome = prune_to_budget(model, analysis, selector, fit, fit, config, clock=StageClock(timings))

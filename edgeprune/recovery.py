@@ -8,34 +8,82 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 from edgeprune.errors import InputError
-from edgeprune.train.settings import DistillSettings
+from edgeprune.settings_tree import setting
+from edgeprune.train.settings import TRAIN_DEVICES, DistillSettings
+
+
+_D = DistillSettings()  # the distillation defaults, which the recovery table's keys start from
 
 
 @dataclass(frozen=True)
 class RecoverySettings:
-    """``distill``: the training run after each cut (None: no training). ``steps``: cuts toward the budget,
-    geometric in the budget's measure (10x in 3 steps keeps 46%, 22%, then 10% of the MACs). ``train_data``:
-    a dataset in the formats of --calib (default: the calibration data's fit split, never the held-out one)."""
+    """The ``[recovery]`` table of `optimize`. Training runs when ``finetune-epochs`` or ``finetune-time`` is
+    given (or ``finetune-steps`` > 1: one epoch per cut by default). ``finetune-steps``: cuts toward the
+    budget, geometric in the budget's measure (10x in 3 steps keeps 46%, 22%, then 10% of the MACs).
+    ``train-data``: a dataset in the formats of --calib (default: the calibration data's fit split, never
+    the held-out one). The other keys are `DistillSettings`' (set with ``--finetune-set KEY=VALUE``)."""
 
-    distill: DistillSettings | None = None
-    steps: int = 1
-    train_data: Path | None = None
+    SECTION: ClassVar[str] = "Reconstruction and recovery"
+
+    finetune_epochs: float | None = setting(None, metavar="EPOCHS", help="Distil the pruned model from the "
+                                            "original for this many epochs of --train-data after reconstruction "
+                                            "(needs torch).")
+    finetune_time: float | None = setting(None, metavar="SECONDS", help="Distil for at most this many seconds "
+                                          "(alone or with --finetune-epochs).")
+    finetune_steps: int = setting(1, help="Reach the budget in this many cuts, reconstructing and distilling after "
+                                  "each (10x in 3 cuts keeps 46%, 22%, then 10% of the MACs).")
+    train_data: Path | None = setting(None, help="Data to distil on, in the formats of --calib and with its "
+                                      "preprocessing [default: the calibration data's fit split].")
+    finetune_lr: float = setting(_D.lr, help="Peak learning rate of the distillation.")
+    train_device: str = setting(_D.train_device, choices=TRAIN_DEVICES, help="Where distillation trains.")
+    optimizer: str = setting(_D.optimizer, cli=False)
+    momentum: float = setting(_D.momentum, cli=False)
+    weight_decay: float = setting(_D.weight_decay, cli=False)
+    schedule: str = setting(_D.schedule, cli=False)
+    batch_size: int = setting(_D.batch_size, cli=False)
+    optimizer_steps: int | None = setting(_D.steps, cli=False)
+    clip_norm: float | None = setting(_D.clip_norm, cli=False)
+    batchnorm: bool = setting(_D.batchnorm, cli=False)
+    temperature: float = setting(_D.temperature, cli=False)
+    label_weight: float = setting(_D.label_weight, cli=False)
+    feature_weight: float = setting(_D.feature_weight, cli=False)
+    augment: bool = setting(_D.augment, cli=False)
+    shift: int = setting(_D.shift, cli=False)
+    evals_per_epoch: int = setting(_D.evals_per_epoch, cli=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise InputError(f"--finetune-steps must be a whole number of at least 1, got {self.steps!r}")
-        if self.steps > 1 and self.distill is None:
-            raise InputError("--finetune-steps needs training between the steps: add --finetune-epochs or --finetune-time")
+        if isinstance(self.finetune_steps, bool) or not isinstance(self.finetune_steps, int) or self.finetune_steps < 1:
+            raise InputError(f"finetune-steps must be a whole number of at least 1, got {self.finetune_steps!r}")
+        if self.train_data is not None and not self.enabled:
+            raise InputError("train-data needs training: add finetune-epochs or finetune-time")
+        if self.enabled:
+            self.distill(seed=0)  # DistillSettings checks every value once, here
 
     @property
     def enabled(self) -> bool:
-        return self.distill is not None
+        return self.finetune_epochs is not None or self.finetune_time is not None or self.finetune_steps > 1
 
-    def to_dict(self) -> dict:
-        return {"distill": None if self.distill is None else self.distill.to_dict(), "steps": self.steps,
-                "train_data": None if self.train_data is None else str(self.train_data)}
+    @property
+    def steps(self) -> int:
+        return self.finetune_steps
+
+    def distill(self, seed: int) -> DistillSettings | None:
+        """The training run after each cut (None: no training), seeded by the run."""
+        if not self.enabled:
+            return None
+        epochs = self.finetune_epochs
+        if epochs is None and self.finetune_time is None and self.optimizer_steps is None:
+            epochs = 1.0
+        return DistillSettings(
+            epochs=epochs, steps=self.optimizer_steps, time_budget=self.finetune_time, lr=self.finetune_lr,
+            optimizer=self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay, schedule=self.schedule,
+            batch_size=self.batch_size, clip_norm=self.clip_norm, batchnorm=self.batchnorm,
+            temperature=self.temperature, label_weight=self.label_weight, feature_weight=self.feature_weight,
+            augment=self.augment, shift=self.shift, evals_per_epoch=self.evals_per_epoch, seed=seed,
+            train_device=self.train_device)
 
 
 def distill_outcome(model, analysis, plan, student, train, held_out, settings: DistillSettings, progress=None):

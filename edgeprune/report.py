@@ -26,6 +26,8 @@ class Report:
     latency: Mapping[str, object] | None = None  # predicted on the target device and measured on this machine
     comparison_recovered: Mapping[str, object] | None = None  # after distillation (recovery)
     recovery: Mapping[str, object] | None = None  # the distillation record(s): loss curve, held-out judgements
+    goal: Mapping[str, object] | None = None  # the goal search's candidates, when no budget was given
+    budget: Mapping[str, object] | None = None  # the budget the plan was cut to (explicit, or the goal's choice)
     environment: Mapping[str, str] = field(default_factory=lambda: environment())
 
     def to_dict(self) -> dict:

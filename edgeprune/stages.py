@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from edgeprune.errors import VerificationError
 from edgeprune.selection import SelectionContext, Selector, strategy
+from edgeprune.selection.strategies import settings_for
 from edgeprune.surgery import PruningPlan, apply_plan, verify
 
 logger = logging.getLogger(__name__)
@@ -31,42 +32,53 @@ class PruneOutcome:
     refit: object | None  # ReconstructionReport
 
 
-def prune_to_budget(model, analysis, selector: Selector, fit, held_out, config,
+def prune_to_budget(model, analysis, selector: Selector, fit, held_out, settings,
                     progress: Progress | None = None, clock: StageClock | None = None) -> PruneOutcome:
-    """Score, select, cut, prove, and (optionally) reconstruct: the part of `optimize` benchmarks reuse."""
+    """Score, select, cut, prove, and (optionally) reconstruct: the part of `optimize` benchmarks reuse.
+    ``settings``: the run's `OptimizeSettings`."""
     clock = clock or StageClock({})
-    scores, scoring = _score(config, model, analysis, fit, progress, clock)
+    scores, scoring = score_channels(model, analysis, fit, settings, progress, clock)
+    return cut(model, analysis, selector, scores, scoring, fit, held_out, settings, progress, clock)
+
+
+def cut(model, analysis, selector: Selector, scores, scoring, fit, held_out, settings,
+        progress: Progress | None = None, clock: StageClock | None = None) -> PruneOutcome:
+    """Select to ``selector``'s budget from scores already measured, cut, prove, reconstruct."""
+    clock = clock or StageClock({})
+    chosen = settings.selection.strategy
     context = SelectionContext(model, analysis, selector, {gid: s.scores for gid, s in scores.items()}, fit=fit,
-                               config=config, progress=progress)
-    kept = strategy(config.strategy)(context)
+                               settings=settings_for(chosen, settings.selection), seed=settings.seed,
+                               batch_size=settings.batch_size, provider=settings.provider, progress=progress)
+    kept = strategy(chosen)(context)
+    rebuild = settings.reconstruction
     plan = PruningPlan(
-        model_sha256=analysis.model_sha256, kept=MappingProxyType(kept), strategy=config.strategy,
-        criterion=config.criterion, seed=config.seed,
-        settings=MappingProxyType({"budget": config.budget.to_dict(), "reconstruct": config.reconstruct}),
+        model_sha256=analysis.model_sha256, kept=MappingProxyType(kept), strategy=chosen,
+        criterion=settings.scoring.criterion, seed=settings.seed,
+        settings=MappingProxyType({"budget": selector.budget.to_dict(), "reconstruct": rebuild.reconstruct}),
     )
     clock.lap("select")
     pruned = apply_plan(model, analysis, plan)
-    proof = verify(model, analysis, plan, pruned, feeds=next(iter(held_out.batches(config.batch_size))).inputs,
-                   tolerance=config.tolerance)
+    proof = verify(model, analysis, plan, pruned, feeds=next(iter(held_out.batches(settings.batch_size))).inputs,
+                   tolerance=settings.checks.tolerance)
     if not proof.passed:
         raise VerificationError(f"the pruned model differs from the masked original by {proof.max_rel:.2e}; nothing was written")
     clock.lap("surgery")
     final, refit = pruned, None
-    if config.reconstruct:
+    if rebuild.reconstruct:
         from edgeprune.reconstruct import reconstruct
 
-        final, refit = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=config.samples_per_image,
-                                   ridge=config.ridge, batch_size=config.batch_size, provider=config.provider,
-                                   seed=config.seed)
+        final, refit = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=rebuild.samples_per_image,
+                                   ridge=rebuild.ridge, batch_size=settings.batch_size, provider=settings.provider,
+                                   seed=settings.seed)
         clock.lap("reconstruct")
     return PruneOutcome(plan, pruned, final, proof, scores, scoring, refit)
 
 
-def latency_model(config, model, analysis):
+def latency_model(device: str | None, model, analysis):
     """The target device's latency model (this machine's profile when no device is named)."""
     from edgeprune.hardware import LatencyModel, resolve_device
 
-    return LatencyModel(resolve_device(config.device or "host"), model, analysis)
+    return LatencyModel(resolve_device(device or "host"), model, analysis)
 
 
 def batch_size_for(model, requested: int) -> int:
@@ -81,18 +93,15 @@ def batch_size_for(model, requested: int) -> int:
     return requested
 
 
-def _flat(channels: int):
-    import numpy as np
-
-    return np.ones(channels)
-
-
-def _score(config, model, analysis, fit, progress, clock):
+def score_channels(model, analysis, fit, settings, progress=None, clock: StageClock | None = None):
+    """One score per channel of every prunable group, by ``settings.scoring.criterion``."""
     from edgeprune.scoring.measure import measure_and_score
 
-    scores, info = measure_and_score(model, analysis, fit, config.criterion, batch_size=config.batch_size,
-                                     provider=config.provider, levels=config.levels, seed=config.seed,
-                                     samples_per_image=config.samples_per_image, ridge=config.ridge,
+    clock = clock or StageClock({})
+    rebuild = settings.reconstruction
+    scores, info = measure_and_score(model, analysis, fit, settings.scoring.criterion, batch_size=settings.batch_size,
+                                     provider=settings.provider, levels=settings.scoring.levels, seed=settings.seed,
+                                     samples_per_image=rebuild.samples_per_image, ridge=rebuild.ridge,
                                      progress=progress, lap=clock.lap)
     clock.lap("score")
     return scores, info

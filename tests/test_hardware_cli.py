@@ -165,8 +165,8 @@ def test_optimize_to_a_speedup_reports_predicted_and_measured_latency(capsys, re
     assert latency["device"] == "x86-cpu" and latency["alignment"] == 8
     assert latency["predicted_ms_before"] / latency["predicted_ms_after"] >= 1.3
     assert latency["measured_host"]["rounds"] == 20 and latency["measured_host"]["speedup"] > 0
-    assert report["settings"]["budget"]["speedup"] == 1.3 and report["settings"]["budget"]["alignment"] == 8
-    assert report["settings"]["device"] == "x86"
+    assert report["settings"]["budget"]["target-speedup"] == 1.3 and report["budget"]["alignment"] == 8
+    assert report["settings"]["latency"]["device"] == "x86" and report["budget"]["speedup"] == 1.3
     kept = [row["kept"] for row in report["layers"] if row["prunable"]]
     assert all(k % 8 == 0 for k in kept)  # the device's alignment was part of the search
     rows = latency["layers"]
@@ -181,7 +181,8 @@ def test_optimize_align_flag_wins_over_the_device(capsys, resnet, calib, tmp_pat
                             "--align", 4)
     assert code == 0, err
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["settings"]["budget"]["alignment"] == 4 and report["latency"]["device"] == "x86-cpu"
+    assert report["settings"]["budget"]["align"] == 4 and report["budget"]["alignment"] == 4
+    assert report["latency"]["device"] == "x86-cpu"
 
 
 def test_optimize_latency_errors(capsys, resnet, calib, tmp_path):
@@ -207,11 +208,11 @@ def test_a_device_profile_measured_for_another_provider_is_refused(capsys, resne
 
 def test_device_and_latency_targets_come_from_a_config_file(capsys, resnet, calib, tmp_path):
     config = tmp_path / "settings.toml"
-    config.write_text('[optimize]\ndevice = "raspberry-pi-5"\ntarget-speedup = "1.2x"\n')
+    config.write_text('[optimize.latency]\ndevice = "raspberry-pi-5"\n[optimize.budget]\ntarget-speedup = "1.2x"\n')
     code, _, err = optimize(capsys, resnet, calib, tmp_path / "run", "--config", config)
     assert code == 0, err
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["latency"]["device"] == "raspberry-pi-5" and report["settings"]["budget"]["alignment"] == 4
+    assert report["latency"]["device"] == "raspberry-pi-5" and report["budget"]["alignment"] == 4
     assert report["latency"]["predicted_speedup"] >= 1.2
 
 

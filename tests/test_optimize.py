@@ -13,7 +13,8 @@ from cli_runner import run
 from corpus import export_corpus_model
 from edgeprune.evaluate import Comparison
 from edgeprune.graph import load_model
-from edgeprune.pipeline import OptimizeConfig, _guard_accuracy
+from edgeprune.pipeline import _guard_accuracy
+from edgeprune.settings import OptimizeSettings
 from edgeprune.selection import Budget
 from edgeprune.surgery import random_inputs, run_model
 
@@ -44,7 +45,7 @@ def test_optimize_writes_model_plan_and_report(capsys, model, calib, tmp_path):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["cost_after"]["macs"] <= 0.5 * report["cost_before"]["macs"]
     assert report["verification"]["passed"]
-    assert report["settings"]["budget"]["macs"] == 0.5 and report["settings"]["criterion"] == "refit-error"
+    assert report["settings"]["budget"]["target-flops"] == 0.5 and report["settings"]["scoring"]["criterion"] == "refit-error"
     assert report["model"]["calibration"]["held_out"] == 16 and report["model"]["calibration"]["fit"] == 64
     assert report["comparison_reconstructed"]["output_error"] < report["comparison_pruned"]["output_error"]
     assert {"capture", "reconstruct"} <= set(report["timings"])
@@ -99,32 +100,51 @@ def test_bad_calibration_exits_2_and_writes_nothing(capsys, model, tmp_path, arr
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
-@pytest.mark.parametrize("option,value,words", [("--samples-per-image", 0, "--samples-per-image must be positive"),
-                                                ("--ridge", -1, "--ridge must be zero or positive"),
-                                                ("--max-acc-drop", -1, "--max-acc-drop is the most accuracy")])
+@pytest.mark.parametrize("option,value,words", [("--samples-per-image", 0, "samples-per-image must be positive"),
+                                                ("--ridge", -1, "ridge must be zero or positive"),
+                                                ("--max-acc-drop", -1, "max-acc-drop is the most accuracy"),
+                                                ("--target-flops", "7", "--target-flops: the value must keep a fraction")])
 def test_bad_least_squares_settings_exit_2(capsys, model, calib, tmp_path, option, value, words):
     code, _, err = optimize(capsys, model, calib, tmp_path / "run", "--target-flops", 0.5, option, value)
     assert code == 2 and words in err and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
 
 
+def test_a_toml_file_with_bad_values_names_the_file_and_the_key(capsys, model, calib, tmp_path):
+    config = tmp_path / "bad.toml"
+    for text, words in (('[budget]\nfloor = 2.0\n', "bad.toml: [budget] floor must be a fraction in [0, 1], got 2.0"),
+                        ('[budget]\nfloor = "lots"\n', "bad.toml: budget.floor takes a number, got 'lots'"),
+                        ('budget = 3\n', "bad.toml: 'budget' must be a table of settings, not a number"),
+                        ('[selection]\nstrategy = "magic"\n', "bad.toml: selection.strategy is one of mi, rl"),
+                        ('[reconstruction]\nreconstruct = 3\n', "reconstruct takes true or false, got 3")):
+        config.write_text(text)
+        code, _, err = optimize(capsys, model, calib, tmp_path / "run", "--target-flops", 0.5, "--config", config)
+        assert code == 2 and words in err and err.count("\n") == 1, (text, err)
+        assert not (tmp_path / "run").exists()
+
+
 def test_unknown_criterion_and_missing_budget(capsys, model, calib, tmp_path):
-    code, _, err = optimize(capsys, model, calib, tmp_path, "--target-flops", 0.5, "--criterion", "magic")
-    assert code == 2 and "unknown criterion 'magic'" in err and "aura-mi" in err
-    code, _, err = optimize(capsys, model, calib, tmp_path)
-    assert code == 2 and "give a budget" in err
+    code, _, err = optimize(capsys, model, calib, tmp_path / "a", "--target-flops", 0.5, "--criterion", "magic")
+    assert code == 2 and "'magic' is not one of" in err and "aura-mi" in err
+    code, _, err = run(capsys, "optimize", model, "--target-flops", 0.5, "--out", tmp_path / "b")
+    assert code == 2 and "--calib is missing: calibration data is" in err and "calibration/README.md" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_settings_from_a_toml_file_and_flags_override(capsys, model, calib, tmp_path):
     config = tmp_path / "settings.toml"
-    config.write_text('[optimize]\ntarget-flops = "0.5"\nstrategy = "uniform"\ncriterion = "l1"\nreconstruct = false\n')
+    config.write_text('[optimize]\n[optimize.budget]\ntarget-flops = "2x"\nalign = 1\n[optimize.selection]\n'
+                      'strategy = "uniform"\n[optimize.scoring]\ncriterion = "l1"\n[optimize.reconstruction]\n'
+                      'reconstruct = false\n')
     code, _, err = optimize(capsys, model, calib, tmp_path / "run", "--config", config, "--criterion", "random")
     assert code == 0, err
     settings = json.loads((tmp_path / "run" / "report.json").read_text())["settings"]
-    assert settings["strategy"] == "uniform" and settings["criterion"] == "random" and not settings["reconstruct"]
+    assert settings["selection"]["strategy"] == "uniform" and settings["scoring"]["criterion"] == "random"
+    assert not settings["reconstruction"]["reconstruct"] and settings["budget"]["align"] == 1
+    assert settings["budget"]["target-flops"] == 0.5
     config.write_text("[optimize]\nwhatever = 1\n")
     code, _, err = optimize(capsys, model, calib, tmp_path / "x", "--config", config)
-    assert code == 2 and "unknown settings whatever" in err
+    assert code == 2 and "unknown setting 'whatever'" in err and "budget" in err
     config.write_text("optimize = 5\n")
     code, _, err = optimize(capsys, model, calib, tmp_path / "y", "--config", config)
     assert code == 2 and "must be a table of settings" in err and err.count("\n") == 1, err
@@ -138,17 +158,19 @@ def test_score_writes_scores_alone(capsys, model, calib, tmp_path):
     assert all(len(g["scores"]) >= 16 for g in scores["groups"].values())
 
 
-def test_settings_of_a_config_built_in_python_are_plain_data():
-    config = OptimizeConfig(model=Path("m.onnx"), calib=Path("c"), out=Path("o"), budget=Budget(macs=0.5))
-    data = json.loads(json.dumps(config.to_dict()))
-    assert data["preprocessing"] == {} and data["criterion"] == "refit-error" and data["budget"]["macs"] == 0.5
+def test_settings_built_in_python_are_plain_data_under_the_long_option_names():
+    settings = OptimizeSettings.from_dict({"model": "m.onnx", "calibration": {"calib": "c"},
+                                           "budget": {"target-flops": "2x"}})
+    data = json.loads(json.dumps(settings.to_dict()))
+    assert data["scoring"]["criterion"] == "refit-error" and data["budget"]["target-flops"] == 0.5
+    assert data["calibration"]["calib"] == "c" and OptimizeSettings.from_dict(data) == settings
 
 
 def test_accuracy_guard():
-    config = OptimizeConfig(model=Path("m"), calib=Path("c"), out=Path("o"), budget=Budget(macs=0.5), max_acc_drop=1.0)
+    settings = OptimizeSettings.from_dict({"budget": {"target-flops": 0.5, "max-acc-drop": 1.0}})
     fine = Comparison(images=100, agreement=0.99, output_error=0.1, accuracy_original=0.90, accuracy_pruned=0.895)
-    _guard_accuracy(config, fine)
+    _guard_accuracy(settings, fine.to_dict())
     from edgeprune.errors import BudgetError
 
     with pytest.raises(BudgetError, match="accuracy fell by 2.00 points"):
-        _guard_accuracy(config, Comparison(100, 0.9, 0.2, 0.90, 0.88))
+        _guard_accuracy(settings, Comparison(100, 0.9, 0.2, 0.90, 0.88).to_dict())

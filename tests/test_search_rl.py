@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -109,11 +108,11 @@ def test_accuracy_and_agreement_rewards():
 def _context(model, analysis, calib_path, settings, macs=0.5):
     selector = Selector(analysis, PlanCostModel(model, analysis), Budget(macs=macs))
     fit = load_calibration(calib_path, model)
-    config = SimpleNamespace(search=settings, seed=3, provider="cpu", batch_size=16)
-    return SelectionContext(model, analysis, selector, _scores(analysis), fit=fit, config=config)
+    return SelectionContext(model, analysis, selector, _scores(analysis), fit=fit, settings=settings, seed=3,
+                            provider="cpu", batch_size=16)
 
 
-SHORT = SearchSettings(episodes=6, images=16, rerank_images=8, top_k=3,
+SHORT = SearchSettings(episodes=6, search_images=16, rerank_images=8, top_k=3,
                        agent=AgentSettings(warmup=3, batch=8, hidden=16))
 
 
@@ -160,7 +159,7 @@ def test_ctrl_c_before_any_plan_is_not_swallowed(resnet):
 def test_the_time_limit_stops_the_search(resnet):
     _, model, analysis = resnet
     _, env = _env(model, analysis, 0.5)
-    record = search(env, lambda kept: 0.0, SearchSettings(episodes=1000, time_limit=1e-9, agent=SHORT.agent), seed=0)
+    record = search(env, lambda kept: 0.0, SearchSettings(episodes=1000, search_time=1e-9, agent=SHORT.agent), seed=0)
     assert record.stopped == "time" and record.episodes == 1
 
 
@@ -208,8 +207,9 @@ def test_optimize_with_the_rl_strategy_end_to_end(capsys, resnet, calib, tmp_pat
     import json
 
     report = json.loads((tmp_path / "a" / "report.json").read_text())
-    assert report["settings"]["strategy"] == "rl"
-    assert report["settings"]["search"]["episodes"] == 4 and report["settings"]["search"]["agent"]["warmup"] == 2
+    selection = report["settings"]["selection"]
+    assert selection["strategy"] == "rl" and selection["rl"]["episodes"] == 4 and selection["rl"]["agent"]["warmup"] == 2
+    assert selection["rl"]["agent"]["batch"] == 4 and selection["rl"]["search-images"] == 16
     assert report["cost_after"]["macs"] <= 0.5 * report["cost_before"]["macs"]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -38,9 +37,9 @@ def calib_path(tmp_path_factory):
 
 def context(model, calib_path, budget: Budget, images: int = 6) -> SelectionContext:
     analysis = analyze(model)
-    config = SimpleNamespace(seed=0, batch_size=1, provider="cpu", semiotic=SemioticSettings(images=images))
     return SelectionContext(model, analysis, Selector(analysis, PlanCostModel(model, analysis), budget), SCORES,
-                            fit=load_calibration(calib_path, model), config=config)
+                            fit=load_calibration(calib_path, model), settings=SemioticSettings(images=images),
+                            seed=0, batch_size=1, provider="cpu")
 
 
 def test_meets_the_budget_keeps_the_best_scored_channels_and_repeats(model, calib_path):
@@ -110,8 +109,8 @@ def test_optimize_with_the_semiotic_strategy_from_the_command_line(capsys, calib
         plans.append(json.loads((tmp_path / run / "plan.json").read_text()))
         report = json.loads((tmp_path / run / "report.json").read_text())
         assert report["cost_after"]["macs"] <= 0.6 * report["cost_before"]["macs"]
-        assert report["verification"]["passed"] and report["settings"]["semiotic"]["images"] == 64
-        assert report["settings"]["semiotic"]["lazy"] is False
+        semiotic = report["settings"]["selection"]["semiotic"]
+        assert report["verification"]["passed"] and semiotic["images"] == 64 and semiotic["lazy"] is False
     assert plans[0]["strategy"] == "semiotic" and plans[0]["kept"] == plans[1]["kept"]
 
 
@@ -132,6 +131,6 @@ def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, ca
         if expected:
             assert err.startswith("edgeprune: error: ") and err.count("\n") == 1 and not out.exists()
         else:
-            settings = json.loads((out / "report.json").read_text())["settings"]["semiotic"]
-            assert settings == {"images": 5, "chunk": 0.3, "per_mac": True, "levels": None, "distance": "steps",
+            settings = json.loads((out / "report.json").read_text())["settings"]["selection"]["semiotic"]
+            assert settings == {"images": 5, "chunk": 0.3, "per-mac": True, "levels": None, "distance": "steps",
                                 "lazy": True}

@@ -128,7 +128,7 @@ def test_augmentation_is_seeded_and_shifts_and_flips():
 def test_optimize_with_finetune_reports_recovery_and_a_kept_index_map(capsys, tmp_path):
     out = tmp_path / "run"
     code, stdout, err = run(capsys, "optimize", TEACHER, "--calib", SAMPLE, "--target-flops", "0.5", "--out", out,
-                            "--finetune-steps", 2, "--finetune-set", "steps=2", "--finetune-set", "batch_size=32",
+                            "--finetune-steps", 2, "--finetune-set", "optimizer-steps=2", "--finetune-set", "batch_size=32",
                             "--finetune-epochs", 1)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
@@ -223,9 +223,9 @@ def test_finetune_without_torch_says_how_to_install_it(tmp_path, pruned):
 @pytest.mark.parametrize("args,message", [
     (("--finetune-epochs", 0), "--epochs must be positive"),
     (("--finetune-time", -5), "--time-budget must be a positive"),
-    (("--finetune-epochs", 1, "--finetune-steps", 0), "--finetune-steps must be a whole number"),
+    (("--finetune-epochs", 1, "--finetune-steps", 0), "finetune-steps must be a whole number"),
     (("--finetune-set", "colour=red", "--finetune-epochs", 1), "--finetune-set takes KEY=VALUE"),
-    (("--train-data", SAMPLE), "--train-data and --finetune-set need --finetune-epochs"),
+    (("--train-data", SAMPLE), "train-data needs training: add finetune-epochs"),
     (("--finetune-epochs", 1, "--train-data", "missing.npz"), "missing.npz"),
 ])
 def test_bad_recovery_options_of_optimize_are_refused_and_nothing_is_written(capsys, tmp_path, args, message):

@@ -45,6 +45,35 @@ def calibration_options(command=None, *, flag: str = "--calib", help: str = CALI
     return wrapper
 
 
+def set_pairs(rl_set: tuple[str, ...], finetune_set: tuple[str, ...]) -> dict:
+    """``--rl-set KEY=VALUE`` and ``--finetune-set KEY=VALUE`` as settings-tree overrides: a key of
+    [selection.rl] (or of its [agent] table) and of [recovery]. Values stay strings: the tree parses them."""
+    import dataclasses
+
+    from edgeprune.recovery import RecoverySettings
+    from edgeprune.search.settings import AgentSettings, SearchSettings
+
+    def keys(cls) -> set[str]:
+        return {f.name.replace("_", "-") for f in dataclasses.fields(cls)} - {"agent"}
+
+    rl, agent, recovery = {}, {}, {}
+    for option, pairs in (("--rl-set", rl_set), ("--finetune-set", finetune_set)):
+        for pair in pairs:
+            key, sep, value = str(pair).partition("=")
+            key = key.strip().replace("_", "-")
+            allowed = keys(SearchSettings) | keys(AgentSettings) if option == "--rl-set" else keys(RecoverySettings)
+            if not sep or key not in allowed:
+                raise InputError(f"{option} takes KEY=VALUE with KEY one of {', '.join(sorted(allowed))}; got '{pair}'")
+            target = recovery if option == "--finetune-set" else rl if key in keys(SearchSettings) else agent
+            target[key] = value.strip()
+    tree: dict = {}
+    if rl or agent:
+        tree["selection"] = {"rl": {**rl, **({"agent": agent} if agent else {})}}
+    if recovery:
+        tree["recovery"] = recovery
+    return tree
+
+
 def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
     if text is None:
         return None

@@ -17,11 +17,7 @@ def model_text(d: dict, limit: int | None = 40) -> str:
         for t in d[kind]:
             lines.append(f"{kind[:-1]:7} {t['name']}  {t['dtype']}  {t['shape']}")
     lines.append("ops     " + ", ".join(f"{op} x{n}" for op, n in d["ops"].items()))
-    cost = d["cost"]
-    lines.append(
-        f"cost    {human(cost['macs'])} MACs ({human(cost['flops'])} FLOPs), {human(cost['params'])} params, "
-        f"{human(cost['weight_bytes'])}B weights, {human(cost['peak_activation_bytes'])}B peak activations per image"
-    )
+    lines.extend(_cost_lines(d))
     lines.append(f"groups  {d['prunable_groups']} prunable, {d['frozen_groups']} frozen")
     groups = d["groups"] if limit is None else d["groups"][:limit]
     width = max((len(g["id"]) for g in groups), default=5)
@@ -34,6 +30,28 @@ def model_text(d: dict, limit: int | None = 40) -> str:
     if limit is not None and len(d["groups"]) > limit:
         lines.append(f"  ... {len(d['groups']) - limit} more groups (--all-groups or --json to see them)")
     return "\n".join(lines)
+
+
+def _cost_lines(d: dict) -> list[str]:
+    """The cost at the stated input size; with height or width dynamic, which dimensions and how to fix them."""
+    cost = d["cost"]
+    if cost is None:
+        from edgeprune.graph.shapes import template
+
+        shapes = {t["name"]: tuple(None if x == "?" else x for x in t["shape"]) for t in d["inputs"]}
+        open_dims: dict[str, list[str]] = {}
+        for dim in d.get("dynamic", ()):
+            named = f"'{dim['symbol']}'" if dim["symbol"] else "unnamed"
+            open_dims.setdefault(dim["input"], []).append(f"axis {dim['axis']} ({named})")
+        lines = [f"dynamic input '{name}': {', '.join(axes)}" for name, axes in open_dims.items()]
+        specs = " ".join(f"--input-shape {template(name, shapes.get(name))}" for name in open_dims)
+        return lines + [f"cost    not computed: the input size is dynamic; give it with {specs}"]
+    at = " ".join(f"{name}={','.join(map(str, dims))}" for name, dims in d.get("input_shapes", {}).items())
+    return [
+        f"cost    {human(cost['macs'])} MACs ({human(cost['flops'])} FLOPs), {human(cost['params'])} params, "
+        f"{human(cost['weight_bytes'])}B weights, {human(cost['peak_activation_bytes'])}B peak activations per image"
+        + (f" at {at}" if at else "")
+    ]
 
 
 def prune_text(result: dict) -> str:
@@ -102,3 +120,35 @@ def _recovery_lines(recovery: dict) -> list[str]:
                      f"{'' if run['stopped'] == 'length' else ' (stopped: ' + run['stopped'] + ')'}")
     return lines
 
+
+
+def optimize_summary(result) -> dict:
+    """What `optimize --json` prints: the paths, the cuts, the held-out measure and the speed-ups."""
+    report = result.report
+    before, after = report.cost_before, report.cost_after
+    final = report.final_comparison
+    latency = report.latency or {}
+    host = latency.get("measured_host") or {}
+    return {
+        "model": str(result.model_path), "plan": str(result.plan_path), "report": str(result.report_path),
+        "macs_kept": after["macs"] / before["macs"] if before["macs"] else 1.0,
+        "params_kept": after["params"] / before["params"] if before["params"] else 1.0,
+        "measure": final.get("measure"), "drop_points": final.get("drop_points"),
+        "device": latency.get("device"), "predicted_speedup": latency.get("predicted_speedup"),
+        "measured_speedup_here": host.get("speedup"),
+        "goal": None if report.goal is None else {k: report.goal[k] for k in ("max_drop_points", "measure")},
+    }
+
+
+def dry_run_text(profile) -> str:
+    """The search profile of `optimize --dry-run`."""
+    return "\n".join([
+        f"{profile.model} on {profile.device}: {profile.groups_prunable} prunable groups, {profile.groups_frozen} frozen; "
+        f"floor {profile.floor:.0%}, channels in steps of {profile.alignment}",
+        f"  MACs      {human(profile.macs):>9} -> down to {profile.min_macs_fraction:.1%} kept",
+        f"  params    {human(profile.params):>9} -> down to {profile.min_params_fraction:.1%} kept",
+        f"  latency   {profile.latency_ms:.3g} ms predicted -> down to {profile.min_latency_ms:.3g} ms "
+        f"({profile.max_speedup:.2f}x at most)",
+        f"  asked     {profile.budget}: {'reachable' if profile.reachable else 'NOT reachable'}",
+        f"            {profile.reason}",
+    ])

@@ -64,6 +64,13 @@ def register_scorer(name: str, *, measures: frozenset[str] | None = frozenset(),
     return register
 
 
+def criteria() -> tuple[str, ...]:
+    """Every criterion's name, sorted (what --criterion accepts)."""
+    from edgeprune.scoring import criteria as _  # noqa: F401  (registers the criteria)
+
+    return tuple(sorted(SCORERS))
+
+
 def scorer(name: str) -> Scorer:
     from edgeprune.scoring import criteria  # noqa: F401  (registers the criteria)
 

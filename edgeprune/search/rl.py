@@ -53,7 +53,7 @@ class SearchRecord:
 
 def search(env: PruningEnvironment, judge: Callable[[Kept], float], settings: SearchSettings, seed: int,
            progress: Progress | None = None) -> SearchRecord:
-    """Run episodes until ``settings.episodes`` or ``settings.time_limit`` (at least one episode always runs); Ctrl-C
+    """Run episodes until ``settings.episodes`` or ``settings.search_time`` (at least one episode always runs); Ctrl-C
     ends it early, keeping the best."""
     import torch
 
@@ -73,7 +73,7 @@ def _loop(env, judge, agent, settings: SearchSettings, progress) -> SearchRecord
     start = time.perf_counter()
     try:
         for episode in range(settings.episodes):
-            if episode and settings.time_limit is not None and time.perf_counter() - start >= settings.time_limit:
+            if episode and settings.search_time is not None and time.perf_counter() - start >= settings.search_time:
                 record.stopped = "time"
                 break
             began = time.perf_counter()
@@ -126,10 +126,8 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     """The whole strategy: data, judge, environment, search, re-rank. Returns the plan, the record and a summary."""
     from edgeprune.search.judge import Judge
 
-    config = context.config
-    settings: SearchSettings = getattr(config, "search", None) or SearchSettings()
-    fit, seed = context.fit, getattr(config, "seed", 0)
-    provider, batch_size = getattr(config, "provider", "auto"), getattr(config, "batch_size", 64)
+    settings: SearchSettings = context.settings or SearchSettings()
+    fit, seed, provider, batch_size = context.fit, context.seed, context.provider, context.batch_size
     labelled = fit is not None and fit.labels is not None
     if fit is None:
         raise InputError("the rl strategy needs calibration data to judge its plans")
@@ -143,7 +141,7 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     held = min(settings.rerank_images, fit.count // 3)
     reranking = settings.rerank != "none" and settings.top_k > 1 and held >= 1
     search_data, rerank_data = fit.split(held, seed=seed) if reranking else (fit, None)
-    batches, labels = _images(search_data, settings.images, batch_size, seed)
+    batches, labels = _images(search_data, settings.search_images, batch_size, seed)
     judge = Judge(context.model, context.analysis, batches, labels, settings.reward, provider, settings.entropy_reference)
     record = search(env, judge, settings, seed, context.progress)
     record.seconds.update({f"judge_{k}": round(v, 3) for k, v in judge.seconds.items()})

@@ -6,9 +6,10 @@ Kept free of torch so `OptimizeConfig` can hold them without importing the agent
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 from edgeprune.errors import InputError
+from edgeprune.settings_tree import setting
 
 REWARDS = ("entropy", "accuracy", "agreement")
 RERANKS = ("agreement", "accuracy", "none")
@@ -47,7 +48,7 @@ class AgentSettings:
 class SearchSettings:
     """What the search runs on and for how long.
 
-    ``images``: calibration images every episode is judged on (fixed for the whole search); ``rerank_images``:
+    ``search_images``: calibration images every episode is judged on (fixed for the whole search); ``rerank_images``:
     other images, never seen by the search, on which the ``top_k`` plans are re-ranked by ``rerank``.
     ``min_ratio``/``max_ratio`` bound each group's preserve ratio (the action); ``spend_budget`` (our choice,
     not AMC's) also bounds it from below so every episode ends at the budget, not under it: rewards then
@@ -56,10 +57,14 @@ class SearchSettings:
     removed maps as the dead maps they are in the pruned model (see `rewards.entropy_ratios`).
     """
 
-    reward: str = "entropy"
-    episodes: int = 300
-    time_limit: float | None = None  # seconds of search; None: no limit
-    images: int = 64
+    SECTION: ClassVar[str] = "Strategy"
+
+    reward: str = setting("entropy", choices=REWARDS, help="rl: entropy (label-free, spatial entropy of the kept "
+                          "maps), accuracy (needs labels) or agreement (label-free, with the original model's "
+                          "predictions).")
+    episodes: int = setting(300, help="rl: search episodes.")
+    search_time: float | None = setting(None, metavar="SECONDS", help="rl: stop the search after this many seconds.")
+    search_images: int = setting(64, help="rl: calibration images every episode is judged on.")
     rerank_images: int = 128
     rerank: str = "agreement"
     top_k: int = 5
@@ -67,7 +72,7 @@ class SearchSettings:
     max_ratio: float = 1.0
     spend_budget: bool = True
     entropy_reference: str = "kept"
-    agent: AgentSettings = field(default_factory=AgentSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)  # the [selection.rl.agent] table
 
     def __post_init__(self) -> None:
         if self.reward not in REWARDS:
@@ -76,9 +81,9 @@ class SearchSettings:
             raise InputError(f"unknown re-rank '{self.rerank}'; choose one of {', '.join(RERANKS)}")
         if isinstance(self.episodes, bool) or not isinstance(self.episodes, int) or self.episodes < 1:
             raise InputError(f"--episodes must be a whole number of at least 1, got {self.episodes!r}")
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise InputError(f"--search-time must be a positive number of seconds, got {self.time_limit}")
-        if self.images < 1 or self.rerank_images < 1 or self.top_k < 1:
+        if self.search_time is not None and not self.search_time > 0:
+            raise InputError(f"--search-time must be a positive number of seconds, got {self.search_time}")
+        if self.search_images < 1 or self.rerank_images < 1 or self.top_k < 1:
             raise InputError("--search-images, rerank_images and top_k must be at least 1")
         if not 0.0 < self.min_ratio <= self.max_ratio <= 1.0:
             raise InputError(f"rl keep ratios need 0 < min_ratio <= max_ratio <= 1, got {self.min_ratio}, {self.max_ratio}")

@@ -76,7 +76,7 @@ def select_uniform(selector: Selector, scores: Mapping[str, np.ndarray]) -> Kept
 
 
 def ranked_strategy(context) -> Kept:
-    how = getattr(context.config, "normalisation", "mean")
+    how = context.settings.normalise if context.settings is not None else "mean"
     return select_ranked(context.selector, context.scores, how)
 
 

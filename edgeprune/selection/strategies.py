@@ -26,8 +26,10 @@ Progress = Callable[[str, int, int], None]
 class SelectionContext:
     """Everything a strategy may read. ``scores``: one score per channel for every prunable group.
 
-    ``fit`` is the calibration data for scoring and fitting (never the held-out part), ``config`` the run's
-    `OptimizeConfig` (its strategy settings included), ``progress`` a stage callback or None.
+    ``fit`` is the calibration data for scoring and fitting (never the held-out part); ``settings`` the
+    strategy's own settings (``SearchSettings`` for rl, ``SemioticSettings`` for semiotic, the selection
+    table for the rankers; None: the strategy's defaults); ``seed``, ``batch_size`` and ``provider`` the
+    run's; ``progress`` a stage callback or None.
     """
 
     model: Any  # ModelGraph
@@ -35,7 +37,10 @@ class SelectionContext:
     selector: "Selector"
     scores: "Mapping[str, np.ndarray]"
     fit: Any = None  # CalibrationSet
-    config: Any = None  # OptimizeConfig
+    settings: Any = None
+    seed: int = 0
+    batch_size: int = 64
+    provider: str = "auto"
     progress: Progress | None = None
 
 
@@ -48,6 +53,12 @@ STRATEGIES: dict[str, str] = {
     "semiotic": "edgeprune.semiotic.strategy:semiotic_strategy",
     "rl": "edgeprune.search.rl:rl_strategy",
 }
+
+
+def settings_for(name: str, selection: Any) -> Any:
+    """The part of the ``[selection]`` table that strategy ``name`` reads: its own sub-table where it has
+    one (``rl``, ``semiotic``), else the table itself (the rankers read ``normalise``)."""
+    return getattr(selection, name, selection)
 
 
 def strategy(name: str) -> Strategy:

@@ -1,10 +1,12 @@
-"""Settings of the `semiotic` selection strategy: one typed value carried by `OptimizeConfig.semiotic`."""
+"""Settings of the `semiotic` selection strategy: the ``[selection.semiotic]`` table of `OptimizeSettings`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from edgeprune.errors import InputError
+from edgeprune.settings_tree import setting
 
 
 @dataclass(frozen=True)
@@ -19,12 +21,19 @@ class SemioticSettings:
     H_0 and every Delta H_l, ``levels`` every H_l.
     """
 
-    images: int = 64
-    chunk: float = 0.125
-    per_mac: bool = False
+    SECTION: ClassVar[str] = "Strategy"
+
+    images: int = setting(64, flag="--semiotic-images",
+                          help="semiotic: calibration images every candidate's superization curve is measured on.")
+    chunk: float = setting(0.125, flag="--semiotic-chunk",
+                           help="semiotic: share of a group's channels one greedy step removes (at least the alignment).")
+    per_mac: bool = setting(False, flag="--semiotic-per-mac",
+                            help="semiotic: rank candidates by curve change per MAC removed, not by curve change alone.")
     levels: int | None = None
     distance: str = "steps"
-    lazy: bool = False
+    lazy: bool = setting(False, flag="--semiotic-lazy/--semiotic-exact",
+                         help="semiotic: re-measure only the most promising candidates each step (a heuristic, about "
+                         "5x faster), or every candidate at every step.")
 
     def __post_init__(self) -> None:
         if self.images < 1:

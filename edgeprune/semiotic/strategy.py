@@ -51,17 +51,15 @@ class CurveMeter:
 
 
 def semiotic_strategy(context) -> Kept:
-    """The registered strategy: settings from ``context.config.semiotic`` (defaults without one)."""
-    config = context.config
-    settings = getattr(config, "semiotic", None) or SemioticSettings()
-    seed = getattr(config, "seed", 0)
-    batch_size = getattr(config, "batch_size", 64)
+    """The registered strategy: ``context.settings`` is its `SemioticSettings` (defaults without one)."""
+    settings = context.settings or SemioticSettings()
+    seed, batch_size = context.seed, context.batch_size
     count = min(settings.images, context.fit.count)
     if _fixed_batch(context.model):  # a fixed batch dimension takes whole batches only
         count = max(batch_size, count - count % batch_size)
     subset = context.fit.take(count, seed=seed)
     batches = [batch.inputs for batch in subset.batches(batch_size)]
-    meter = CurveMeter(context.model, context.analysis, batches, settings.levels, getattr(config, "provider", "auto"))
+    meter = CurveMeter(context.model, context.analysis, batches, settings.levels, context.provider)
     return select_semiotic(context.selector, context.scores, meter, settings, context.progress)
 
 
