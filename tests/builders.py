@@ -241,3 +241,80 @@ def assert_close(actual: list[np.ndarray], expected: list[np.ndarray], rtol: flo
         assert a.shape == e.shape
         scale = max(float(np.abs(e).max()), 1e-12)
         assert float(np.abs(a - e).max()) <= rtol * scale, float(np.abs(a - e).max()) / scale
+
+
+def _written_out_layernorm(x: str, out: str, channels: int, rng) -> tuple[list, list]:
+    """LayerNorm over the last axis as older exporters write it: ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt,
+    Div, then the affine Mul and Add (opset 18+: ReduceMean takes its axes as an input)."""
+    node = helper.make_node
+    nodes = [
+        node("ReduceMean", [x, "ln.axes"], ["ln.mean"], name="ln_mean", keepdims=1),
+        node("Sub", [x, "ln.mean"], ["ln.centred"], name="ln_sub"),
+        node("Pow", ["ln.centred", "ln.two"], ["ln.square"], name="ln_pow"),
+        node("ReduceMean", ["ln.square", "ln.axes"], ["ln.var"], name="ln_var", keepdims=1),
+        node("Add", ["ln.var", "ln.eps"], ["ln.var_eps"], name="ln_eps"),
+        node("Sqrt", ["ln.var_eps"], ["ln.std"], name="ln_sqrt"),
+        node("Div", ["ln.centred", "ln.std"], ["ln.normed"], name="ln_div"),
+        node("Mul", ["ln.normed", "ln.gamma"], ["ln.scaled"], name="ln_scale"),
+        node("Add", ["ln.scaled", "ln.beta"], [out], name="ln_shift"),
+    ]
+    inits = [
+        init("ln.axes", np.array([-1], dtype=np.int64)), init("ln.two", np.array(2.0, dtype=np.float32)),
+        init("ln.eps", np.array(1e-6, dtype=np.float32)),
+        init("ln.gamma", rng.uniform(0.5, 1.5, channels).astype(np.float32)),
+        init("ln.beta", rng.uniform(-0.5, 0.5, channels).astype(np.float32)),
+    ]
+    return nodes, inits
+
+
+def channels_last_mlp_model(*, gelu_op: bool = True, written_out_norm: bool = True, bias: bool = True,
+                            channels: int = 8, size: int = 6, seed: int = 11) -> onnx.ModelProto:
+    """One ConvNeXt-style block at opset 20: Conv 1x1 (the stream) -> Transpose (0,2,3,1) -> LayerNorm over
+    the last axis (written out, or one LayerNormalization) -> MatMul C->4C (+ bias Add) -> GELU (the Gelu op,
+    or the Erf form) -> MatMul 4C->C (+ bias Add) -> layer-scale Mul -> Transpose (0,3,1,2) -> residual Add
+    -> Conv 1x1 -> y. The one prunable group is the 4C hidden dimension."""
+    rng, node, hidden = _rng(seed), helper.make_node, 4 * channels
+    nodes = [node("Conv", ["x", "stem.w"], ["stream"], name="stem"),
+             node("Transpose", ["stream"], ["last"], name="to_last", perm=[0, 2, 3, 1])]
+    inits = [init("stem.w", _weight(rng, channels, 3, 1, 1))]
+    if written_out_norm:
+        norm_nodes, norm_inits = _written_out_layernorm("last", "normed", channels, rng)
+    else:
+        norm_nodes = [node("LayerNormalization", ["last", "ln.gamma", "ln.beta"], ["normed"], name="ln", axis=-1)]
+        norm_inits = [init("ln.gamma", rng.uniform(0.5, 1.5, channels).astype(np.float32)),
+                      init("ln.beta", rng.uniform(-0.5, 0.5, channels).astype(np.float32))]
+    nodes += norm_nodes
+    inits += norm_inits
+    fc1_out, fc2_out = ("fc1.mm", "fc2.mm") if bias else ("fc1.out", "fc2.out")
+    nodes.append(node("MatMul", ["normed", "fc1.w"], [fc1_out], name="fc1"))
+    inits.append(init("fc1.w", _weight(rng, channels, hidden)))
+    if bias:
+        nodes.append(node("Add", ["fc1.mm", "fc1.b"], ["fc1.out"], name="fc1_bias"))
+        inits.append(init("fc1.b", _weight(rng, hidden)))
+    if gelu_op:
+        nodes.append(node("Gelu", ["fc1.out"], ["act"], name="gelu"))
+    else:
+        nodes += [node("Div", ["fc1.out", "sqrt2"], ["g.div"], name="gelu_div"),
+                  node("Erf", ["g.div"], ["g.erf"], name="gelu_erf"),
+                  node("Add", ["g.erf", "one"], ["g.add"], name="gelu_add"),
+                  node("Mul", ["fc1.out", "g.add"], ["g.mul"], name="gelu_mul"),
+                  node("Mul", ["g.mul", "half"], ["act"], name="gelu_half")]
+        inits += [init("sqrt2", np.array(np.sqrt(2.0), dtype=np.float32)), init("one", np.array(1.0, dtype=np.float32)),
+                  init("half", np.array(0.5, dtype=np.float32))]
+    nodes.append(node("MatMul", ["act", "fc2.w"], [fc2_out], name="fc2"))
+    inits.append(init("fc2.w", _weight(rng, hidden, channels)))
+    if bias:
+        nodes.append(node("Add", ["fc2.b", "fc2.mm"], ["fc2.out"], name="fc2_bias"))
+        inits.append(init("fc2.b", _weight(rng, channels)))
+    nodes += [node("Mul", ["layer_scale", "fc2.out"], ["scaled"], name="layer_scale_mul"),
+              node("Transpose", ["scaled"], ["first"], name="to_first", perm=[0, 3, 1, 2]),
+              node("Add", ["stream", "first"], ["block"], name="residual"),
+              node("Conv", ["block", "head.w"], ["y"], name="head")]
+    inits += [init("layer_scale", rng.uniform(0.5, 1.5, channels).astype(np.float32)),
+              init("head.w", _weight(rng, 4, channels, 1, 1))]
+    graph = helper.make_graph(nodes, "channels_last_mlp", [tensor_info("x", [1, 3, size, size])],
+                              [tensor_info("y", [1, 4, size, size])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], producer_name="tests")
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model, full_check=True)
+    return model

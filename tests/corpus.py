@@ -24,6 +24,7 @@ CORPUS_ARCHITECTURES: tuple[str, ...] = (
     "gap_gemm_head",
     "two_in_two_out",
     "unet",
+    "convnext",
 )
 EXPORTERS: tuple[str, ...] = ("legacy", "dynamo")
 

@@ -45,15 +45,31 @@ def _has_channels(shape) -> bool:
 
 
 def _freeze_node(node, ctx: AnalysisContext, reason: str) -> None:
-    """Deny by default: the inputs' groups freeze, and the outputs start fresh, frozen channels."""
-    for tensor in node.inputs:
-        track = ctx.track(tensor)
-        if track is not None:
-            ctx.freeze(track.ids, node, reason)
+    """Deny by default: the inputs' groups freeze, and the outputs start fresh, frozen channels.
+
+    An output of the same rank as a tracked input keeps that input's channel axis (axis 3 of a
+    channels-last N,H,W,C map), so what follows still sees its channels where they are; other outputs
+    take axis 1.
+    """
+    tracked = [ctx.track(t) for t in node.inputs if ctx.track(t) is not None]
+    for track in tracked:
+        ctx.freeze(track.ids, node, reason)
     for tensor in node.outputs:
         ctx.tracks.pop(tensor.name, None)
-        if _has_channels(tensor.shape):
-            ctx.freeze(ctx.new_space(None, tensor, 1, int(tensor.shape[1])), node, reason)
+        axis = _output_axis(tensor.shape, node.inputs, ctx)
+        if axis is not None:
+            ctx.freeze(ctx.new_space(None, tensor, axis, int(tensor.shape[axis])), node, reason)
+
+
+def _output_axis(shape, inputs, ctx: AnalysisContext) -> int | None:
+    for tensor in inputs:
+        track = ctx.track(tensor)
+        in_shape = ctx.shape(tensor)
+        if track is not None and shape is not None and in_shape is not None and len(in_shape) == len(shape):
+            extent = shape[track.axis]
+            if isinstance(extent, (int, np.integer)) and extent > 0:
+                return track.axis
+    return 1 if _has_channels(shape) else None
 
 
 def _build(ctx: AnalysisContext, sha256: str) -> ChannelAnalysis:

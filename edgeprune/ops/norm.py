@@ -28,7 +28,15 @@ class PerChannelNormRule(OpRule):
 
 @op_rule("LRN", "LayerNormalization", "GroupNormalization", "LpNormalization", "MeanVarianceNormalization")
 class CrossChannelNormRule(OpRule):
-    """Normalisations that mix channels: removing one channel changes the others' values."""
+    """Normalisations that mix channels: removing one channel changes the others' values.
+
+    Such a norm couples nothing new (each output channel sits where its input channel was), but the group
+    it normalises over can never lose a channel, so it is frozen with that reason and its channels carry on
+    through the output unchanged. That is what lets a LayerNorm over the channels-last axis of a
+    ConvNeXt-style block freeze the residual stream while the Linear layers after it still create and
+    consume their own hidden channels. A LayerNorm or LpNorm over axes after the channel axis only
+    normalises within each channel, and passes the channels through untouched.
+    """
 
     def propagate(self, node, ctx) -> None:
         track = ctx.track(node.inputs[0])
@@ -41,7 +49,13 @@ class CrossChannelNormRule(OpRule):
             if not spans_channels:
                 passthrough(node, ctx)
                 return
-        raise Unsupported("it normalises across channels, so removing a channel changes the others")
+        # a LayerNorm's optional mean and inverse-deviation outputs hold one value per position, not per
+        # channel: they stay untracked, and depend on nothing a plan can remove once the group is frozen
+        reason = "it normalises across channels, so removing a channel changes the others"
+        for tensor in node.inputs:  # the input, and a scale or bias made at run time from other channels
+            if ctx.track(tensor) is not None:
+                ctx.freeze(ctx.track(tensor).ids, node, reason)
+        ctx.set_track(node.outputs[0], track.axis, track.ids)
 
 
 @op_rule("Softmax", "LogSoftmax", "Hardmax")

@@ -24,20 +24,28 @@ class PoolRule(OpRule):
 @op_rule("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceProd",
          "ReduceLogSumExp", "ReduceSumSquare", "ReduceLogSum")
 class ReduceRule(OpRule):
+    """A reduction over spatial axes keeps each channel apart; one over the channel axis mixes them all.
+
+    A reduction over the channels (the mean and variance of a LayerNorm written out as ReduceMean, Sub,
+    Pow, Sqrt and Div, or the channel mean of a spatial attention map) freezes the group it reads: removing
+    a channel would change every value. Its output holds one value per position, not per channel, so it is
+    left untracked and broadcasts over the channels it is combined with again (that is how the written-out
+    LayerNorm's Sub and Div keep the stream's channels).
+    """
+
     def propagate(self, node, ctx) -> None:
         track = ctx.track(node.inputs[0])
         if track is None:
             return
         rank = rank_of(node.inputs[0], ctx)
         axes = axes_of(node, ctx, 1)
-        if axes is None:
-            if int(node.attrs.get("noop_with_empty_axes", 0)):
-                passthrough(node, ctx)
-                return
-            raise Unsupported("it reduces over every axis, channels included")
-        axes = [normalize_axis(a, rank) for a in axes]
+        if axes is None and int(node.attrs.get("noop_with_empty_axes", 0)):
+            passthrough(node, ctx)
+            return
+        axes = list(range(rank)) if axes is None else [normalize_axis(a, rank) for a in axes]
         if track.axis in axes:
-            raise Unsupported("it reduces over the channel axis")
+            ctx.freeze(track.ids, node, "it reduces over the channel axis, so removing a channel changes its result")
+            return
         keepdims = int(node.attrs.get("keepdims", 1))
         axis = track.axis if keepdims else track.axis - sum(a < track.axis for a in axes)
         ctx.set_track(node.outputs[0], axis, track.ids)

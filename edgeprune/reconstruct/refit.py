@@ -15,8 +15,9 @@ from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.capture.session import ActivationRunner
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
-from edgeprune.reconstruct.rows import ConvGeometry, outputs_at, patches, sample_positions
+from edgeprune.reconstruct.rows import linear_positions, linear_rows, outputs_at, patches, sample_positions
 from edgeprune.reconstruct.solve import rectified_fit, relative_error, ridge_fit
+from edgeprune.reconstruct.targets import Target, find_targets
 from edgeprune.surgery.plan import PruningPlan
 
 logger = logging.getLogger(__name__)
@@ -49,21 +50,6 @@ class ReconstructionReport:
                 "layers": [asdict(layer) for layer in self.layers]}
 
 
-@dataclass
-class _Target:
-    node: str
-    op: str
-    input: str
-    output: str
-    kept_out: np.ndarray
-    geometry: ConvGeometry | None
-    rectified: bool = False  # what follows is a ReLU: negative targets need only stay negative
-    addend: str | None = None  # the output is added to this tensor (a residual shortcut) before anything else
-    reference: str = ""  # the original tensor to match: the output itself, or the residual sum
-    positions: np.ndarray | None = None
-    y_rows: list | None = None
-
-
 def reconstruct(
     original: ModelGraph,
     pruned: ModelGraph,
@@ -81,101 +67,31 @@ def reconstruct(
     """Refit layers of ``pruned`` so their outputs match ``original``'s on ``calibration``.
 
     ``scope`` "lost": only the layers that lost input channels. "downstream" (the default): also every
-    other Conv/Gemm whose inputs changed because something before it was pruned or refitted, the
-    classifier included, so the drift that passes through untouched layers is corrected too.
+    other Conv, Gemm or MatMul by a stored matrix whose inputs changed because something before it was
+    pruned or refitted, the classifier included, so the drift that passes through untouched layers is
+    corrected too. The rows of a channels-last MatMul are its input vectors at sampled spatial sites.
     """
     if scope not in SCOPES:
         raise ValueError(f"unknown reconstruction scope {scope!r}; valid: {', '.join(SCOPES)}")
     keep = analysis.keep_mask(plan.kept)
-    targets, skipped = _targets(original, analysis, keep, scope)
+    targets, skipped = find_targets(original, analysis, keep, scope)
     _collect_original_outputs(original, targets, calibration, samples_per_image, batch_size, provider, seed)
     graph = pruned.gs_graph()
     nodes = {node.name: node for node in graph.nodes}
-    layers = list(skipped)
+    layers = [LayerRefit(name, op, 0, 0, float("nan"), float("nan"), False, note) for name, op, note in skipped]
     for target in targets:
-        layers.append(_refit(target, nodes[target.node], graph, calibration, batch_size, provider, ridge))
+        layers.append(_refit(target, nodes, graph, calibration, batch_size, provider, ridge))
     rebuilt = ModelGraph.from_proto(export_clean(graph), source_sha256=pruned.source_sha256, notes=pruned.notes)
     return rebuilt, ReconstructionReport(tuple(layers), calibration.count, samples_per_image, ridge)
 
 
-def _targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray, scope: str):
-    weights = {t.name: t for t in original.proto.graph.initializer}
-    lost = {node for node, tensor in analysis.reducing_edges if not analysis.kept_positions(tensor, keep).all()}
-    readers = _readers(original)
-    chosen = lost if scope == "lost" else _downstream(original, lost, readers)
-    targets, skipped = [], []
-    for node in original.proto.graph.node:
-        if node.name not in chosen or (node.name not in lost and node.op_type not in ("Conv", "Gemm")):
-            continue
-        attrs = {a.name: _attr(a) for a in node.attribute}
-        if node.name not in lost and attrs.get("group", 1) != 1:
-            continue  # a grouped or depthwise conv mixes no channels: the convs after it correct its drift
-        weight = weights.get(node.input[1]) if len(node.input) > 1 else None
-        kept_out = analysis.kept_positions(node.output[0], keep)
-        if kept_out is None and weight is not None and node.name not in lost:
-            kept_out = np.ones(_output_channels(node, attrs, weight), dtype=bool)  # an untracked output keeps all
-        geometry = ConvGeometry.of(attrs, tuple(weight.dims)) if node.op_type == "Conv" and weight else None
-        usable = (node.op_type == "Conv" and geometry is not None) or (node.op_type == "Gemm" and not attrs.get("transA", 0))
-        if weight is None or kept_out is None or not usable:
-            skipped.append(LayerRefit(node.name, node.op_type, 0, 0, float("nan"), float("nan"), False,
-                                      "not refitted: only Conv (explicit pads) and Gemm are"))
-            continue
-        addend, reference = _residual(original, node, readers)
-        rectified = _only_relu(readers.get(reference, ()))
-        targets.append(_Target(node.name, node.op_type, node.input[0], node.output[0], kept_out, geometry, rectified,
-                               addend, reference))
-    return targets, skipped
-
-
-def _residual(original: ModelGraph, node, readers) -> tuple[str | None, str]:
-    """A conv whose only reader is an Add with a tensor of its own shape (a residual block's last conv) is
-    fitted to the original sum minus the other operand's current values: it then also corrects the drift
-    that the shortcut carries. Returns (addend, tensor to match)."""
-    output = node.output[0]
-    after = readers.get(output, ())
-    if node.op_type != "Conv" or len(after) != 1 or after[0].op_type != "Add" or len(after[0].input) != 2:
-        return None, output
-    other = [name for name in after[0].input if name != output]
-    if len(other) != 1 or original.shapes.get(other[0]) != original.shapes.get(output):
-        return None, output
-    return other[0], after[0].output[0]
-
-
-def _only_relu(readers) -> bool:
-    return bool(readers) and all(reader.op_type == "Relu" for reader in readers)
-
-
-def _readers(original: ModelGraph) -> dict[str, list]:
-    readers: dict[str, list] = {}
-    for node in original.proto.graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    return readers
-
-
-def _downstream(original: ModelGraph, lost: set[str], readers: dict[str, list]) -> set[str]:
-    """``lost`` and every node that reads, directly or not, the output of one of them."""
-    reached, frontier = set(lost), [n for n in original.proto.graph.node if n.name in lost]
-    while frontier:
-        node = frontier.pop()
-        for output in node.output:
-            for reader in readers.get(output, ()):
-                if reader.name not in reached:
-                    reached.add(reader.name)
-                    frontier.append(reader)
-    return reached
-
-
-def _output_channels(node, attrs, weight) -> int:
-    if node.op_type == "Gemm" and not attrs.get("transB", 0):
-        return int(weight.dims[1])
-    return int(weight.dims[0])
-
-
-def _attr(attribute):
-    import onnx
-
-    return onnx.helper.get_attribute_value(attribute)
+def _sites(target: Target, shape, count: int, per_image: int, seed: int) -> np.ndarray | None:
+    """Sampled (image, y, x) output sites of a conv, (image, site, 0) input rows of a channels-last MatMul."""
+    if target.geometry is not None:
+        return sample_positions(np.arange(count), int(shape[2]), int(shape[3]), per_image, seed)
+    if target.channels_last:
+        return sample_positions(np.arange(count), linear_positions(shape), 1, per_image, seed)
+    return None
 
 
 def _collect_original_outputs(original, targets, calibration, per_image, batch_size, provider, seed) -> None:
@@ -184,18 +100,19 @@ def _collect_original_outputs(original, targets, calibration, per_image, batch_s
     runner = ActivationRunner(original, sorted({t.reference for t in targets}), provider)
     for t in targets:
         t.y_rows = []
-        shape = original.shapes[t.output]
-        if t.geometry is not None:
-            t.positions = sample_positions(np.arange(calibration.count), int(shape[2]), int(shape[3]), per_image, seed)
+        t.positions = _sites(t, original.shapes[t.output], calibration.count, per_image, seed)
     first = 0
     for batch, values in runner.stream(calibration.batches(batch_size)):
         count = len(batch.indices)
         for t in targets:
-            y = values[t.reference][:, t.kept_out]
-            if t.geometry is None:
-                t.y_rows.append(y.reshape(count, -1))
+            at = _in_batch(t.positions, first, count) if t.positions is not None else None
+            if t.channels_last:
+                y = np.compress(t.kept_out, values[t.reference], axis=-1)
+                t.y_rows.append(linear_rows(y, first, at))
+            elif t.geometry is None:
+                t.y_rows.append(values[t.reference][:, t.kept_out].reshape(count, -1))
             else:
-                t.y_rows.append(outputs_at(y, first, _in_batch(t.positions, first, count)))
+                t.y_rows.append(outputs_at(values[t.reference][:, t.kept_out], first, at))
         first += count
 
 
@@ -203,9 +120,8 @@ def _in_batch(positions: np.ndarray, first: int, count: int) -> np.ndarray:
     return positions[(positions[:, 0] >= first) & (positions[:, 0] < first + count)]
 
 
-def _refit(target: _Target, node, graph, calibration, batch_size, provider, ridge) -> LayerRefit:
-    import onnx_graphsurgeon as gs
-
+def _input_rows(target: Target, graph, calibration, batch_size, provider) -> tuple[np.ndarray, list, bool]:
+    """The layer's regression rows in the current (pruned, partly refitted) network, and the shortcut's."""
     current = ModelGraph(export_clean(graph), {}, {})
     addend = target.addend if target.addend in graph.tensors() else None
     runner = ActivationRunner(current, [target.input] + ([addend] if addend else []), provider)
@@ -213,21 +129,65 @@ def _refit(target: _Target, node, graph, calibration, batch_size, provider, ridg
     for batch, values in runner.stream(calibration.batches(batch_size)):
         x = values[target.input]
         count = len(batch.indices)
-        if target.geometry is None:
+        at = _in_batch(target.positions, first, count) if target.positions is not None else None
+        if target.channels_last:
+            x_rows.append(linear_rows(x, first, at))
+        elif target.geometry is None:
             x_rows.append(x.reshape(count, -1))
         else:
-            at = _in_batch(target.positions, first, count)
             x_rows.append(patches(x, first, at, target.geometry))
             if addend:
                 s_rows.append(outputs_at(values[addend], first, at))
         first += count
-    x, y = np.concatenate(x_rows), np.concatenate(target.y_rows)
+    return np.concatenate(x_rows), s_rows, addend is not None
+
+
+def _parameters(target: Target, node, nodes) -> tuple[np.ndarray, np.ndarray]:
+    """The layer as an (outputs, columns) matrix on its regression rows, and its bias (zeros if none)."""
+    weight = np.asarray(node.inputs[1].values)
+    if target.op == "MatMul":
+        matrix = weight.T
+        has_bias = target.bias_add is not None
+        values = np.asarray(nodes[target.bias_add].inputs[target.bias_index].values) if has_bias else None
+    else:
+        matrix = weight.T if _transposed(target, node) else weight.reshape(weight.shape[0], -1)
+        has_bias = len(node.inputs) > 2 and bool(node.inputs[2].name)
+        values = np.asarray(node.inputs[2].values) if has_bias else None
+    bias = values.reshape(-1) if values is not None else np.zeros(matrix.shape[0], weight.dtype)
+    return matrix, bias
+
+
+def _store(target: Target, node, nodes, matrix: np.ndarray, bias: np.ndarray) -> None:
+    """Write a fit back: the weight into the layer; the bias into it, or into the Add after a MatMul."""
+    import onnx_graphsurgeon as gs
+
+    weight = np.asarray(node.inputs[1].values)
+    shaped = matrix.T if target.op == "MatMul" or _transposed(target, node) else matrix.reshape(weight.shape)
+    node.inputs[1] = gs.Constant(f"{node.name}.weight.refit", np.ascontiguousarray(shaped.astype(weight.dtype)))
+    if target.op == "MatMul":
+        if target.bias_add is not None:
+            add = nodes[target.bias_add]
+            old = np.asarray(add.inputs[target.bias_index].values)
+            add.inputs[target.bias_index] = gs.Constant(f"{add.name}.bias.refit", bias.astype(old.dtype).reshape(old.shape))
+        return
+    bias_constant = gs.Constant(f"{node.name}.bias.refit", bias.astype(weight.dtype))
+    if len(node.inputs) > 2:
+        node.inputs[2] = bias_constant
+    else:
+        node.inputs.append(bias_constant)
+
+
+def _transposed(target: Target, node) -> bool:
+    return target.op == "Gemm" and not int(node.attrs.get("transB", 0))
+
+
+def _refit(target: Target, nodes, graph, calibration, batch_size, provider, ridge) -> LayerRefit:
+    node = nodes[target.node]
+    x, s_rows, has_addend = _input_rows(target, graph, calibration, batch_size, provider)
+    y = np.concatenate(target.y_rows)
     offset = np.concatenate(s_rows) if s_rows else np.zeros((1, y.shape[1]))
     y = y - offset  # the residual sum minus what the shortcut now brings: what this conv must make
-    weight = np.asarray(node.inputs[1].values)
-    bias = np.asarray(node.inputs[2].values) if len(node.inputs) > 2 and node.inputs[2].name else np.zeros(y.shape[1], weight.dtype)
-    transposed = target.op == "Gemm" and not int(node.attrs.get("transB", 0))
-    matrix = weight.T if transposed else weight.reshape(weight.shape[0], -1)
+    matrix, bias = _parameters(target, node, nodes)
     groups = target.geometry.groups if target.geometry is not None else 1
     new_matrix, new_bias = matrix.astype(np.float64).copy(), bias.astype(np.float64).copy()
     before = after = 0.0
@@ -235,23 +195,18 @@ def _refit(target: _Target, node, graph, calibration, batch_size, provider, ridg
     for g in range(groups):
         out = slice(g * rows_out, (g + 1) * rows_out)
         xs, ys, shift = x[:, g * cols_in:(g + 1) * cols_in], y[:, out], offset[:, out]
-        fitted_w, fitted_b = ridge_fit(xs, ys, ridge)
+        fitted_w, fitted_b = ridge_fit(xs, ys, ridge, target.intercept)
         if target.rectified:
-            fitted_w, fitted_b = rectified_fit(xs, ys, ridge, fitted_w, fitted_b, shift)
+            fitted_w, fitted_b = rectified_fit(xs, ys, ridge, fitted_w, fitted_b, shift, intercept=target.intercept)
         before += relative_error(xs, ys, matrix[out], bias[out], shift, target.rectified) ** 2
         after += relative_error(xs, ys, fitted_w, fitted_b, shift, target.rectified) ** 2
         new_matrix[out], new_bias[out] = fitted_w, fitted_b
     before, after = np.sqrt(before / groups), np.sqrt(after / groups)
     applied = after < before
     if applied:
-        shaped = (new_matrix.T if transposed else new_matrix.reshape(weight.shape)).astype(weight.dtype)
-        node.inputs[1] = gs.Constant(f"{node.name}.weight.refit", np.ascontiguousarray(shaped))
-        bias_constant = gs.Constant(f"{node.name}.bias.refit", new_bias.astype(weight.dtype))
-        if len(node.inputs) > 2:
-            node.inputs[2] = bias_constant
-        else:
-            node.inputs.append(bias_constant)
+        _store(target, node, nodes, new_matrix, new_bias)
     logger.info("refit %s: relative error %.4f -> %.4f%s", target.node, before, after, "" if applied else " (kept)")
-    aim = ("the residual sum" if addend else "its output") + (" after the ReLU" if target.rectified else "")
+    aim = "the residual sum" if has_addend else "its output plus the bias Add after it" if target.bias_add else "its output"
+    aim += " after the ReLU" if target.rectified else ""
     return LayerRefit(target.node, target.op, len(x), x.shape[1], float(before), float(min(before, after)), applied,
                       f"fitted to {aim}")

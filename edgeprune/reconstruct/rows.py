@@ -54,3 +54,19 @@ def patches(x: np.ndarray, first_image: int, positions: np.ndarray, geometry: Co
 def outputs_at(y: np.ndarray, first_image: int, positions: np.ndarray) -> np.ndarray:
     """(rows, C_out) of conv outputs ``y`` at the sampled positions."""
     return y[positions[:, 0] - first_image, :, positions[:, 1], positions[:, 2]]
+
+
+def linear_positions(shape) -> int:
+    """How many input rows one image gives a MatMul by a stored matrix: one per index of the axes between
+    the batch and the last (the H*W sites of a channels-last N,H,W,C map; 1 for an N,C matrix). They are
+    sampled like a conv's output sites, with ``sample_positions(images, count, 1, ...)``."""
+    count = 1
+    for dim in tuple(shape)[1:-1]:
+        count *= int(dim)
+    return count
+
+
+def linear_rows(x: np.ndarray, first_image: int, positions: np.ndarray) -> np.ndarray:
+    """(len(positions), C) rows of ``x`` (N, ..., C), channels on its last axis, at sampled (image, site, 0)."""
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    return flat[positions[:, 0] - first_image, positions[:, 1]]

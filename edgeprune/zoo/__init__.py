@@ -19,6 +19,7 @@ from edgeprune.zoo._blocks import randomize_parameters
 
 # Imported for their registrations only.
 from edgeprune.zoo import (  # noqa: F401, E402
+    convnext,
     densenet,
     heads,
     mobilenet,

@@ -33,12 +33,25 @@ def classifier(in_channels: int, num_classes: int) -> nn.Sequential:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(in_channels, num_classes))
 
 
+class LayerScale(nn.Module):
+    """``x * gamma`` with one learned scale per channel of the last axis (ConvNeXt's layer scale)."""
+
+    def __init__(self, channels: int, init: float = 1e-6) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels,), init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
 def randomize_parameters(module: nn.Module, seed: int) -> None:
     """Give every layer seeded weights and every BatchNorm non-trivial stats, then switch to eval mode.
 
     Convs and Linears get He-normal weights (fan-in, ReLU gain) so activations keep an O(1) scale through
     the depth of the model and output comparisons are meaningful. BN running stats are drawn independently
     of the real activation statistics on purpose: the fold must be exact whatever the values are.
+    LayerNorms get non-trivial affine parameters and layer scales values near 1 (not ConvNeXt's 1e-6
+    start): a residual branch scaled to nothing would make every comparison of its channels meaningless.
     """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -54,4 +67,10 @@ def randomize_parameters(module: nn.Module, seed: int) -> None:
                 layer.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
                 layer.weight.copy_(0.5 + torch.rand(n, generator=gen))
                 layer.bias.copy_(0.2 * torch.randn(n, generator=gen))
+            elif isinstance(layer, nn.LayerNorm) and layer.elementwise_affine:
+                layer.weight.copy_(0.5 + torch.rand(layer.weight.shape, generator=gen))
+                if layer.bias is not None:
+                    layer.bias.copy_(0.2 * torch.randn(layer.bias.shape, generator=gen))
+            elif isinstance(layer, LayerScale):
+                layer.gamma.copy_(0.5 + torch.rand(layer.gamma.shape, generator=gen))
     module.eval()

@@ -1,0 +1,210 @@
+"""ConvNeXt-style channels-last blocks: the 4C hidden dimension of every MLP is a prunable group, proven,
+priced, reconstructed and scored; the LayerNorm-ed residual stream is frozen with its reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx_graphsurgeon.logger import G_LOGGER
+
+from builders import channels_last_mlp_model
+from corpus import EXPORTERS, export_corpus_model
+from edgeprune.analysis import analyze
+from edgeprune.calibration import load_calibration
+from edgeprune.cost import PlanCostModel, model_cost
+from edgeprune.export import export_torch
+from edgeprune.graph import load_model, normalize_proto
+from edgeprune.reconstruct import reconstruct
+from edgeprune.reconstruct.rows import linear_positions, linear_rows, sample_positions
+from edgeprune.scoring.registry import ScoringContext, scorer
+from edgeprune.surgery import apply_plan, masked_model, random_inputs, run_model, simple_plan, verify
+from plans import random_plan
+
+G_LOGGER.severity = G_LOGGER.ERROR
+
+HIDDEN = [64, 64, 128]  # the zoo model's MLPs: two blocks at 16 channels, one at 32
+STREAM_REASONS = ("normalises across channels", "reduces over the channel axis")
+
+
+def _ops(model) -> dict[str, str]:
+    return {node.name: node.op_type for node in model.proto.graph.node}
+
+
+def _check_plans(model, analysis, seeds=(1, 2)) -> None:
+    """Random plans: proven against the masked original, priced exactly, and really changing the output."""
+    costs = PlanCostModel(model, analysis)
+    for seed in seeds:
+        plan = random_plan(analysis, seed, high=0.8)
+        pruned = apply_plan(model, analysis, plan)
+        onnx.checker.check_model(pruned.proto, full_check=True)
+        feeds = random_inputs(model, batch=2, seed=seed)
+        assert verify(model, analysis, plan, pruned, feeds=feeds).passed
+        actual, predicted = model_cost(pruned), costs.cost_of_plan(plan.kept)
+        assert (actual.macs, actual.params) == (predicted.macs, predicted.params)
+        assert actual.macs < model_cost(model).macs
+        original, cut = run_model(model, feeds), run_model(pruned, feeds)
+        assert any(not np.allclose(original[k], cut[k]) for k in original), "removed channels must matter"
+
+
+@pytest.fixture(scope="module")
+def convnext(corpus_dir):
+    cache = {}
+
+    def load(exporter: str):
+        if exporter not in cache:
+            model = load_model(export_corpus_model("convnext", exporter, corpus_dir))
+            cache[exporter] = (model, analyze(model))
+        return cache[exporter]
+
+    return load
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_every_mlp_hidden_dimension_is_a_prunable_group(exporter, convnext):
+    model, analysis = convnext(exporter)
+    ops = _ops(model)
+    groups = analysis.prunable_groups
+    assert [g.channels for g in groups] == HIDDEN
+    for group in groups:
+        assert [ops[p] for p in group.producers] == ["MatMul"] and [ops[c] for c in group.consumers] == ["MatMul"]
+        assert all(analysis.tensors[t].axis == 3 for t in group.tensors), "the hidden channels are on the last axis"
+    cost = {node.name: node.macs for node in model_cost(model).nodes}
+    hidden_macs = sum(cost[n] for g in groups for n in g.producers + g.consumers)
+    assert hidden_macs / model_cost(model).macs > 0.6, "the MLPs hold most of the MACs"
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_the_normalised_residual_streams_are_frozen_with_their_reason(exporter, convnext):
+    model, analysis = convnext(exporter)
+    ops = _ops(model)
+    streams = [g for g in analysis.groups if not g.prunable and any(ops.get(p) == "MatMul" for p in g.producers)]
+    assert [g.channels for g in streams] == [16, 32]
+    for group in streams:
+        norms = [r for r in group.frozen if r.op in ("LayerNormalization", "ReduceMean")]
+        assert norms and all(any(text in r.reason for text in STREAM_REASONS) for r in norms), group.frozen
+
+
+def test_matmul_macs_count_every_spatial_position(convnext):
+    model, analysis = convnext("legacy")
+    first = analysis.prunable_groups[0]
+    macs = {node.name: node.macs for node in model_cost(model).nodes}
+    assert macs[first.producers[0]] == 16 * 64 * 8 * 8  # C x 4C per site of the 8x8 stage-1 map
+    assert macs[first.consumers[0]] == 64 * 16 * 8 * 8
+
+
+def test_the_written_out_layernorm_of_older_opsets(tmp_path):
+    """The legacy exporter below opset 17 writes LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div over the last axis."""
+    from edgeprune import zoo
+
+    path = export_torch(zoo.build("convnext"), zoo.example_inputs("convnext"), tmp_path / "m.onnx", opset=16)
+    model = load_model(path)
+    assert "LayerNormalization" not in _ops(model).values()
+    analysis = analyze(model)
+    assert [g.channels for g in analysis.prunable_groups] == HIDDEN
+    _check_plans(model, analysis, seeds=(3,))
+
+
+@pytest.mark.parametrize("gelu_op,written_out_norm,bias", [(True, True, True), (False, True, True),
+                                                           (True, False, True), (False, False, False)])
+def test_block_forms_are_pruned_and_proven(gelu_op, written_out_norm, bias):
+    """The Gelu op (opset 20) or its Erf form, LayerNormalization or its written-out form, with or without
+    bias Adds: one prunable group, the hidden dimension, and an identity plan that changes nothing."""
+    model = normalize_proto(channels_last_mlp_model(gelu_op=gelu_op, written_out_norm=written_out_norm, bias=bias))
+    analysis = analyze(model)
+    assert [(g.producers, g.consumers, g.channels) for g in analysis.prunable_groups] == [(("fc1",), ("fc2",), 32)]
+    _check_plans(model, analysis)
+    _check_identity(model, analysis)
+
+
+def test_the_mask_sits_on_the_last_axis_of_the_hidden_activation():
+    model = normalize_proto(channels_last_mlp_model())
+    analysis = analyze(model)
+    plan = random_plan(analysis, 4)
+    masked = masked_model(model, analysis, analysis.keep_mask(plan.kept))
+    masks = [t for t in masked.proto.graph.initializer if t.name.endswith(".mask")]
+    assert [tuple(t.dims) for t in masks] == [(1, 1, 1, 32)]
+
+
+def test_an_op_outside_the_table_freezes_the_hidden_dimension_naming_the_node():
+    """CumSum along the hidden axis (not in the channel table) in place of the GELU: deny by default. Its
+    output's fresh, frozen channels stay on the last axis, so the Linear after it is still understood."""
+    proto = channels_last_mlp_model()
+    gelu = next(node for node in proto.graph.node if node.op_type == "Gelu")
+    gelu.op_type = "CumSum"
+    gelu.input.append("cumsum.axis")
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(3, dtype=np.int64), "cumsum.axis"))
+    model = normalize_proto(proto)
+    analysis = analyze(model)
+    assert not analysis.prunable_groups
+    hidden = next(g for g in analysis.groups if g.producers == ("fc1",))
+    assert [(r.node, r.op) for r in hidden.frozen] == [("gelu", "CumSum")]
+    assert "not in the channel-semantics table" in hidden.frozen[0].reason
+    assert analysis.tensors["act"].axis == 3
+    after = analysis.groups[analysis.class_group[analysis.tensors["act"].classes[0]]]
+    assert after.consumers == ("fc2",) and [r.node for r in after.frozen] == ["gelu"]
+    _check_identity(model, analysis)
+
+
+def _check_identity(model, analysis) -> None:
+    identity = apply_plan(model, analysis, simple_plan(analysis, 1.0))
+    feeds = random_inputs(model, batch=1)
+    assert all(np.array_equal(a, b) for a, b in zip(run_model(model, feeds).values(), run_model(identity, feeds).values()))
+
+
+def _calibration(model, tmp_path, count: int = 96, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    arrays = {name: rng.standard_normal([count, *model.shapes[name][1:]]).astype(np.float32) for name in model.input_names}
+    np.savez(tmp_path / "calib.npz", **arrays)
+    return load_calibration(tmp_path / "calib.npz", model), arrays
+
+
+def test_linear_rows_are_the_matmul_inputs_at_sampled_sites():
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal((3, 4, 5, 6)), rng.standard_normal((6, 7))
+    positions = sample_positions(np.arange(3), linear_positions(x.shape), 1, per_image=6, seed=2)
+    rows = linear_rows(x, 0, positions)
+    assert rows.shape == (18, 6)
+    expected = (x @ weight).reshape(3, 20, 7)[positions[:, 0], positions[:, 1]]
+    np.testing.assert_allclose(rows @ weight, expected)
+
+
+def test_reconstruction_refits_the_channels_last_linears(convnext, tmp_path):
+    model, analysis = convnext("legacy")
+    fit, _ = _calibration(model, tmp_path)
+    test = {name: np.random.default_rng(9).standard_normal([32, *model.shapes[name][1:]]).astype(np.float32)
+            for name in model.input_names}
+    plan = simple_plan(analysis, 0.5, random=True, seed=1)
+    pruned = apply_plan(model, analysis, plan)
+    rebuilt, report = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=8)
+    onnx.checker.check_model(rebuilt.proto, full_check=True)
+    expected, before, after = run_model(model, test), run_model(pruned, test), run_model(rebuilt, test)
+    for key, value in expected.items():
+        assert np.linalg.norm(after[key] - value) < 0.5 * np.linalg.norm(before[key] - value)
+    refitted = {layer.node: layer for layer in report.layers if layer.applied}
+    for group in analysis.prunable_groups:
+        layer = refitted[group.consumers[0]]
+        assert layer.op == "MatMul" and "bias Add" in layer.note and layer.error_after < layer.error_before
+        assert layer.rows == 96 * 8 and layer.columns == len(plan.kept[group.id])
+
+
+def test_a_matmul_without_bias_is_refitted_without_one(tmp_path):
+    model = normalize_proto(channels_last_mlp_model(bias=False))
+    analysis = analyze(model)
+    fit, _ = _calibration(model, tmp_path, count=64)
+    plan = simple_plan(analysis, 0.5)
+    pruned = apply_plan(model, analysis, plan)
+    rebuilt, report = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=16, batch_size=1)
+    fc2 = next(layer for layer in report.layers if layer.node == "fc2")
+    assert fc2.applied and fc2.error_after < fc2.error_before
+    node = next(n for n in rebuilt.proto.graph.node if n.name == "fc2")
+    assert len(node.input) == 2 and [n.op_type for n in rebuilt.proto.graph.node] == [n.op_type for n in pruned.proto.graph.node]
+
+
+def test_l1_scores_the_hidden_channels_by_the_first_linears_columns():
+    model = normalize_proto(channels_last_mlp_model())
+    analysis = analyze(model)
+    (group,) = analysis.prunable_groups
+    scores = scorer("l1")(ScoringContext(model, analysis, None), group)
+    weight = next(onnx.numpy_helper.to_array(t) for t in model.proto.graph.initializer if t.name == "fc1.w")
+    np.testing.assert_allclose(scores, np.abs(weight).sum(axis=0), rtol=1e-6)
