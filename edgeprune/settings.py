@@ -254,6 +254,15 @@ class OptimizeSettings:
     def to_toml(self) -> str:
         return to_toml(self.to_dict(), defaults=OptimizeSettings().to_dict())
 
+    def save(self, path: Path) -> None:
+        """Write the tree as TOML (``--save-config``): whole, or not at all; the folder must exist."""
+        from edgeprune.graph.io import write_text_atomic
+
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise InputError(f"cannot write {path}: the folder {path.parent} does not exist")
+        write_text_atomic(path, self.to_toml())
+
     def with_model(self, model: Path) -> "OptimizeSettings":
         return replace(self, model=Path(model))
 

@@ -46,9 +46,7 @@ def optimize_command(model, config, save_config, dry_run, as_json, rl_set, finet
 
     settings = load_settings(model, config, merge(overrides, set_pairs(rl_set, finetune_set)))
     if save_config is not None:
-        from edgeprune.graph.io import write_text_atomic
-
-        write_text_atomic(save_config, settings.to_toml())
+        settings.save(save_config)
         click.echo(f"wrote {save_config}", err=as_json)
         return
     if dry_run:
