@@ -320,3 +320,12 @@ def test_ctrl_c_in_any_command_exits_130_without_a_traceback(capsys, monkeypatch
     monkeypatch.setattr(edgeprune.api, "inspect_model", interrupted)
     code, _, err = run_main(capsys, "inspect", "edgeprune/reference/vgg_fmnist.onnx")
     assert code == 130 and "interrupted; nothing was written" in err and "Traceback" not in err
+
+
+def test_top_level_help_imports_neither_numpy_nor_onnx() -> None:
+    code = ("import sys\nfrom edgeprune.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'onnx', 'onnxruntime', 'torch'))\n"
+            "print('HEAVY', heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "HEAVY []" in done.stdout, done.stdout + done.stderr
+    assert "optimize" in done.stdout and "export" in done.stdout

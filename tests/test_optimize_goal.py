@@ -115,3 +115,16 @@ def test_missing_calibration_and_model_say_what_to_do(capsys, tmp_path):
     code, _, err = run(capsys, "optimize", "--calib", IMAGES)
     assert code == 2 and "give the ONNX model to optimize" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_ctrl_c_during_optimize_exits_130_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    import edgeprune.pipeline
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(edgeprune.pipeline, "cut", interrupted)
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "optimize", REFERENCE, *DATA, "--limit", 64, "--target-flops", "2x", "--out", out)
+    assert code == 130 and "interrupted; nothing was written" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
