@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgeprune.cli.options import calibration_options, config_option
+from edgeprune.cli.options import calibration_options, config_option, run_options
 
 
 @click.command("analyze")
@@ -21,9 +21,7 @@ from edgeprune.cli.options import calibration_options, config_option
 @click.option("--resolution", type=int,
               help="Average-pool every saliency map to at most this many sites a side first, so layers of "
               "different sizes are compared at one scale (default: each at its own size).")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@run_options
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Also write superization.png.")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder for superization.json and superization.png.")

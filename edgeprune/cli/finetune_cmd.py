@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from edgeprune.cli.options import calibration_options
+from edgeprune.cli.options import calibration_options, setting_option
+from edgeprune.settings import OptimizeSettings
 from edgeprune.errors import InputError
 
 TRAIN_HELP = ("Training data, in the formats of --calib: a folder of images (class sub-folders give labels, "
@@ -39,7 +40,7 @@ TRAIN_HELP = ("Training data, in the formats of --calib: a folder of images (cla
 @click.option("--augment/--no-augment", default=True, show_default=True, help="Seeded flips and 2-pixel shifts of image inputs.")
 @click.option("--held-out", type=float, default=0.1, show_default=True,
               help="Fraction of the training data never trained on: it chooses the weights kept.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@setting_option(OptimizeSettings, "seed")
 @click.option("--train-device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Also write the recovery report (JSON).")
 def finetune_command(student, teacher, train_data, preprocessing, limit, output, epochs, steps, time_budget, lr,

@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 
 from edgeprune.cli import render
-from edgeprune.cli.options import calibration_options, config_option, set_pairs
+from edgeprune.cli.options import calibration_options, config_option, criterion_option, run_options, set_pairs
 from edgeprune.cli.tree_options import SectionedCommand, section_option, tree_options
-from edgeprune.scoring.registry import DEFAULT_CRITERION
 from edgeprune.settings import OptimizeSettings
 from edgeprune.settings_tree import merge
 
@@ -69,10 +68,8 @@ def optimize_command(model, config, save_config, dry_run, as_json, rl_set, finet
 @click.argument("model", type=click.Path(path_type=Path))
 @config_option
 @calibration_options
-@click.option("--criterion", default=DEFAULT_CRITERION, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@criterion_option
+@run_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Where to write the scores JSON.")
 def score_command(model, calib, preprocessing, limit, criterion, batch_size, seed, provider, output) -> None:
     """Score every prunable channel of MODEL and write the scores alone."""

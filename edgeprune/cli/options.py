@@ -2,47 +2,77 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
 import click
 
+from edgeprune.cli.tree_options import tree_option
 from edgeprune.errors import InputError
+from edgeprune.settings_tree import coerce, field_types
 
 
-CALIB_HELP = "Calibration data: a folder of images (class sub-folders give labels) or a .npz/.npy file."
+def setting_option(cls: type, name: str, *, default: object = dataclasses.MISSING, **changes):
+    """A plain option (its default applied by click) for the setting ``name`` of the settings type ``cls``:
+    the flag, type, choices and help come from the field, so a shared option is defined once, on the tree."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    value = field.default if default is dataclasses.MISSING else default
+    option = tree_option(field, field_types(cls)[name], (name,), getattr(cls, "SECTION", "General"), value)
+    option.update(default=value, **changes)
+    decls = option.pop("decls")
+    return click.option(*decls, **option)
 
 
-def calibration_options(command=None, *, flag: str = "--calib", help: str = CALIB_HELP):
-    """``flag`` (--calib) and its preprocessing; the command receives the path under the flag's name
-    (``calib``) and a ``preprocessing`` dict. ``finetune`` uses it as --train-data."""
+def run_options(command=None, *, batch_size: int = 64):
+    """--batch-size, --seed and --provider, as `optimize` has them."""
+    if command is None:
+        return lambda decorated: run_options(decorated, batch_size=batch_size)
+    from edgeprune.settings import OptimizeSettings
+
+    for name in reversed(("batch_size", "seed", "provider")):
+        changes = {"default": batch_size} if name == "batch_size" else {}
+        command = setting_option(OptimizeSettings, name, **changes)(command)
+    return command
+
+
+def criterion_option(command):
+    from edgeprune.settings import ScoringSettings
+
+    return setting_option(ScoringSettings, "criterion")(command)
+
+
+def calibration_options(command=None, *, flag: str = "--calib", help: str | None = None):
+    """``flag`` (--calib) and its preprocessing, as `optimize` has them; the command receives the path under
+    the flag's name (``calib``), ``limit`` and a ``preprocessing`` dict. ``finetune`` uses it as --train-data."""
     if command is None:
         return lambda decorated: calibration_options(decorated, flag=flag, help=help)
-    options = [
-        click.option(flag, type=click.Path(path_type=Path), required=True, help=help),
-        click.option("--preset", help="Preprocessing preset: imagenet, cifar10, fashion-mnist, raw."),
-        click.option("--resize", type=int, help="Resize the shorter image side to this."),
-        click.option("--crop", type=int, help="Centre-crop images to this square size."),
-        click.option("--color", type=click.Choice(["rgb", "bgr", "grey"]), help="Colour order of the model input."),
-        click.option("--scale", type=float, help="Multiply pixel values by this (e.g. 0.00392 for 1/255)."),
-        click.option("--mean", help="Per-channel mean to subtract, comma separated."),
-        click.option("--std", help="Per-channel std to divide by, comma separated."),
-        click.option("--limit", type=int, help="Use at most this many calibration samples (a seeded subset)."),
-    ]
+    from edgeprune.settings import CalibrationSettings
+
+    keys = ("preset", "resize", "crop", "color", "scale", "mean", "std")
+    options = [setting_option(CalibrationSettings, "calib", required=True, decls=(flag, flag[2:].replace("-", "_")),
+                              **({"help": help} if help else {}))]
+    options += [setting_option(CalibrationSettings, key) for key in (*keys, "limit")]
     for option in reversed(options):
         command = option(command)
 
     @functools.wraps(command)
-    def wrapper(*args, preset, resize, crop, color, scale, mean, std, **kwargs):
-        kwargs["preprocessing"] = {
-            key: value for key, value in (
-                ("preset", preset), ("resize", resize), ("crop", crop), ("color", color), ("scale", scale),
-                ("mean", _floats(mean, "--mean")), ("std", _floats(std, "--std")),
-            ) if value is not None
-        }
-        return command(*args, **kwargs)
+    def wrapper(*args, **kwargs):
+        given = {key: kwargs.pop(key) for key in keys}
+        preprocessing = CalibrationSettings(**_checked(given)).preprocessing()
+        return command(*args, preprocessing=preprocessing, **kwargs)
 
     return wrapper
+
+
+def _checked(given: dict) -> dict:
+    """The preprocessing flags as the settings' types (``--mean 0.5,0.5`` as a tuple)."""
+    from edgeprune.settings import CalibrationSettings
+
+    fields = {f.name: f for f in dataclasses.fields(CalibrationSettings)}
+    hints = field_types(CalibrationSettings)
+    return {key: coerce(value, hints[key], fields[key], f"--{key}") if value is not None else None
+            for key, value in given.items()}
 
 
 def set_pairs(rl_set: tuple[str, ...], finetune_set: tuple[str, ...]) -> dict:
@@ -72,15 +102,6 @@ def set_pairs(rl_set: tuple[str, ...], finetune_set: tuple[str, ...]) -> dict:
     if recovery:
         tree["recovery"] = recovery
     return tree
-
-
-def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        raise InputError(f"{option} takes comma-separated numbers, got '{text}'") from None
 
 
 def load_config(ctx: click.Context, _param, path: Path | None) -> Path | None:

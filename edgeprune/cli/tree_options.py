@@ -93,8 +93,13 @@ def _options(cls: type, path: tuple[str, ...], section: str, defaults: Any, only
 
 
 def _option(field: dataclasses.Field, kind: Any, path: tuple[str, ...], section: str, default: Any) -> Callable:
+    options = tree_option(field, kind, path, section, default)
+    return click.option(*options.pop("decls"), cls=TreeOption, path=path, section=section, **options)
+
+
+def tree_option(field: dataclasses.Field, kind: Any, path: tuple[str, ...], section: str, default: Any) -> dict:
+    """The click option of one setting, as keyword arguments (``decls``: its flag(s) and parameter name)."""
     flag = field.metadata.get("flag") or f"--{key_of(field)}"
-    name = "__".join(path)
     text = field.metadata["help"]
     if default is not None and "[default:" not in text:
         text += f" [default: {_shown(default)}]"
@@ -108,7 +113,8 @@ def _option(field: dataclasses.Field, kind: Any, path: tuple[str, ...], section:
         choices = choices_of(field)
         options["type"] = click.Choice(choices) if choices else _click_type(kind, field)
         options["metavar"] = field.metadata.get("metavar")
-    return click.option(flag, name, cls=TreeOption, path=path, section=section, **options)
+    options["decls"] = (flag, "__".join(path))
+    return options
 
 
 def _click_type(kind: Any, field: dataclasses.Field) -> Any:
