@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from edgeprune.candidate import judge, prune_and_recover
 from edgeprune.errors import BudgetError, InputError
 from edgeprune.job import Job
 from edgeprune.selection import Budget
@@ -39,9 +40,7 @@ def speedup_range(job: Job, scores) -> tuple[float, float]:
 
 
 def search_goal(job: Job, progress=None, clock: StageClock | None = None):
-    """The chosen candidate (`pipeline.Pruned`) and the report's ``goal`` section."""
-    from edgeprune.pipeline import judge, prune_and_recover
-
+    """The chosen candidate (`candidate.Pruned`) and the report's ``goal`` section."""
     clock = clock or StageClock({})
     settings = job.settings
     limit = settings.budget.goal_drop

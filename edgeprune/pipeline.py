@@ -9,14 +9,14 @@ from typing import Mapping
 
 import numpy as np
 
+from edgeprune.candidate import Pruned, judge, prune_and_recover
 from edgeprune.cost import model_cost
 from edgeprune.errors import BudgetError, InputError
-from edgeprune.evaluate import compare
-from edgeprune.job import Job, with_data, load_job, resolve
+from edgeprune.job import Job, load_job, resolve, with_data
 from edgeprune.report import Report
 from edgeprune.settings import OptimizeSettings
-from edgeprune.stages import (  # noqa: F401  (prune_to_budget, StageClock: part of this module's API)
-    Progress, PruneOutcome, StageClock, cut, prune_to_budget, score_channels, training_progress,
+from edgeprune.stages import (  # noqa: F401  (prune_to_budget, score_channels, cut: part of this module's API)
+    Progress, PruneOutcome, StageClock, cut, prune_to_budget, score_channels,
 )
 from edgeprune.surgery import PruningPlan
 
@@ -29,15 +29,6 @@ class OptimizeResult:
     plan_path: Path
     report_path: Path
     report: Report
-
-
-@dataclass(frozen=True)
-class Pruned:
-    """One candidate: the stages' outcome, the model to ship, and the recovery record (None: no training)."""
-
-    outcome: PruneOutcome
-    final: object
-    recovery: dict | None
 
 
 def optimize(settings: OptimizeSettings, progress: Progress | None = None) -> OptimizeResult:
@@ -69,38 +60,6 @@ def optimize(settings: OptimizeSettings, progress: Progress | None = None) -> Op
 
     return _write(settings.output.out, chosen.final, chosen.outcome.plan, report,
                   kept_index_map(job.model, job.analysis, chosen.outcome.plan))
-
-
-def prune_and_recover(job: Job, budget, progress=None, clock: StageClock | None = None, scored=None) -> Pruned:
-    """One candidate at ``budget``: score (unless ``scored`` gives the scores), select, cut, prove,
-    reconstruct and, with recovery, distil (in one cut, or progressively)."""
-    clock = clock or StageClock({})
-    settings = job.settings
-    selector = job.selector(budget)
-    if settings.recovery.steps > 1:
-        from edgeprune.progressive import prune_progressively
-
-        outcome, recovery = prune_progressively(job.model, job.analysis, selector, job.fit, job.held_out, job.train,
-                                                settings, progress, clock)
-        return Pruned(outcome, outcome.final, recovery)
-    scores, scoring = scored or score_channels(job.model, job.analysis, job.fit, settings, progress, clock)
-    outcome = cut(job.model, job.analysis, selector, scores, scoring, job.fit, job.held_out, settings, progress, clock)
-    if not settings.recovery.enabled:
-        return Pruned(outcome, outcome.final, None)
-    from edgeprune.recovery import distill_outcome
-
-    final, trained = distill_outcome(job.model, job.analysis, outcome.plan, outcome.final, job.train, job.held_out,
-                                     settings.recovery.distill(settings.seed), progress=training_progress(progress))
-    clock.lap("recover")
-    return Pruned(outcome, final, {"steps": [], "final": trained.to_dict()})
-
-
-def judge(job: Job, candidate):
-    """``candidate`` against the original on the held-out split, by the task's measures."""
-    settings = job.settings
-    task = None if settings.checks.task == "auto" else settings.checks.task
-    return compare(job.model, candidate, job.held_out, batch_size=settings.batch_size, provider=settings.provider,
-                   task=task)
 
 
 def _report(job: Job, chosen: Pruned, goal: dict | None, clock: StageClock, timings: dict) -> Report:

@@ -118,12 +118,12 @@ def test_missing_calibration_and_model_say_what_to_do(capsys, tmp_path):
 
 
 def test_ctrl_c_during_optimize_exits_130_and_writes_nothing(capsys, tmp_path, monkeypatch):
-    import edgeprune.pipeline
+    import edgeprune.candidate
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(edgeprune.pipeline, "cut", interrupted)
+    monkeypatch.setattr(edgeprune.candidate, "cut", interrupted)
     out = tmp_path / "run"
     code, _, err = run(capsys, "optimize", REFERENCE, *DATA, "--limit", 64, "--target-flops", "2x", "--out", out)
     assert code == 130 and "interrupted; nothing was written" in err and "Traceback" not in err
