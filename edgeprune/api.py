@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgeprune.analysis import analyze
-from edgeprune.cost import PlanCostModel, model_cost
+from edgeprune.cost import CostSummary, PlanCostModel, model_cost
 from edgeprune.errors import InputError, VerificationError
-from edgeprune.graph import load_model
+from edgeprune.graph import (
+    dynamic_dims, fix_input_shapes, input_shapes_of, load_model, require_concrete, restore_dynamic_dims,
+    shapes_from_calibration, with_input_shapes,
+)
 from edgeprune.scoring.registry import DEFAULT_CRITERION
 from edgeprune.summary import describe_model
 from edgeprune.surgery import PruningPlan, apply_plan, simple_plan, verify as verify_plan
 
 PathLike = str | os.PathLike
+InputShapeSpecs = Sequence[str]  # `--input-shape` values: "x=1,3,640,640", or "1,3,640,640" for one input
 
 
-def inspect_model(model_path: PathLike) -> dict:
-    model = load_model(model_path)
-    return describe_model(model, analyze(model), model_cost(model))
+def inspect_model(model_path: PathLike, *, input_shapes: InputShapeSpecs = ()) -> dict:
+    """The model as plain data. Its cost is at its input size: where height or width is dynamic and no
+    ``input_shapes`` fix it, ``cost`` is None and ``dynamic`` lists the open dimensions (never a made-up size)."""
+    model = fix_input_shapes(load_model(model_path), input_shapes)
+    dynamic = dynamic_dims(model)
+    cost = None if dynamic else model_cost(model)
+    description = describe_model(model, analyze(model), cost or CostSummary(0, 0, 0, 0))
+    description["cost"] = cost.to_dict() if cost is not None else None
+    description["dynamic"] = [d.to_dict() for d in dynamic]
+    description["input_shapes"] = input_shapes_of(model)
+    return description
 
 
-def make_simple_plan(model_path: PathLike, ratio: float, *, random: bool = False, seed: int = 0) -> PruningPlan:
-    model = load_model(model_path)
+def make_simple_plan(model_path: PathLike, ratio: float, *, random: bool = False, seed: int = 0,
+                     input_shapes: InputShapeSpecs = ()) -> PruningPlan:
+    """Keep ``ratio`` of every prunable group; ``input_shapes`` analyses the model at that size (the size
+    `prune` will be given), and a bad one is refused before anything is written."""
+    model = fix_input_shapes(load_model(model_path), input_shapes)
     analysis = analyze(model)
     if not analysis.prunable_groups:
         raise InputError(f"{model_path} has no prunable channel group; `edgeprune inspect` says why each is frozen")
@@ -30,22 +46,30 @@ def make_simple_plan(model_path: PathLike, ratio: float, *, random: bool = False
 
 
 def prune_model(
-    model_path: PathLike, plan_path: PathLike, output: PathLike, *, verify: bool = True, tolerance: float = 1e-4
+    model_path: PathLike, plan_path: PathLike, output: PathLike, *, verify: bool = True, tolerance: float = 1e-4,
+    input_shapes: InputShapeSpecs = (),
 ) -> dict:
-    """Apply a saved plan, prove it against the masked original, and write the result atomically."""
+    """Apply a saved plan, prove it against the masked original, and write the result atomically.
+
+    Costs and the proof are at the model's input size (``input_shapes`` fixes a dynamic height or width);
+    the file written keeps the original's dynamic dimensions, so it runs at every size the original did."""
     plan = PruningPlan.load(plan_path)
-    model = load_model(model_path)
+    loaded = load_model(model_path)
+    model = fix_input_shapes(loaded, input_shapes)
+    require_concrete(model, "pruning (its cost and its proof)")
     analysis = analyze(model)
     if not analysis.prunable_groups:
         raise InputError(f"{model_path} has no prunable channel group; `edgeprune inspect` says why each is frozen")
     pruned = apply_plan(model, analysis, plan)
     result = {
         "output": str(output),
+        "input_shapes": input_shapes_of(model),
         "cost_before": model_cost(model).to_dict(),
         "cost_after": model_cost(pruned).to_dict(),
         "predicted_after": PlanCostModel(model, analysis).cost_of_plan(plan.kept).to_dict(),
         "verification": None,
     }
+    pruned = restore_dynamic_dims(pruned, loaded)
     if verify:
         proof = verify_plan(model, analysis, plan, pruned, tolerance=tolerance)
         if not proof.passed:
@@ -68,10 +92,11 @@ def score_model(
     from edgeprune.scoring.registry import needs_activations, needs_grams
 
     model = load_model(model_path)
-    analysis = analyze(model)
     data = None
     if needs_activations(criterion) or needs_grams(criterion):
         data = load_calibration(calib, model, limit=limit, seed=seed, **(preprocessing or {}))
+        model = with_input_shapes(model, shapes_from_calibration(model, data))  # a dynamic size: the data's
+    analysis = analyze(model)
     scores, _ = measure_and_score(model, analysis, data, criterion, batch_size=batch_size, provider=provider,
                                   seed=seed)
     return {

@@ -318,3 +318,106 @@ def channels_last_mlp_model(*, gelu_op: bool = True, written_out_norm: bool = Tr
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+# -- dynamic input sizes: Paddle-style exports (OCR direction classifier and text detector) -----------------
+
+PADDLE_DIMS = ("p2o.DynamicDimension.0", 3, "p2o.DynamicDimension.1", "p2o.DynamicDimension.2")
+
+
+def set_input_dims(proto: onnx.ModelProto, dims, name: str = "x") -> onnx.ModelProto:
+    """``proto`` with input ``name`` declared as ``dims``: ints (Paddle's -1 included) or symbol strings."""
+    for info in proto.graph.input:
+        if info.name == name:
+            for dim, value in zip(info.type.tensor_type.shape.dim, dims):
+                dim.Clear()
+                if isinstance(value, int):
+                    dim.dim_value = value
+                else:
+                    dim.dim_param = value
+    return proto
+
+
+def _dynamic_model(nodes, inits, dims, out_dims) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "paddle", [tensor_info("x", [1, 3, 1, 1])],
+                              [tensor_info("y", out_dims)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="paddle2onnx")
+    model.ir_version = IR_VERSION
+    set_input_dims(model, dims)
+    onnx.checker.check_model(model)
+    return model
+
+
+def ppocr_cls_model(dims=PADDLE_DIMS, seed: int = 20) -> onnx.ModelProto:
+    """A PP-OCR-style text direction classifier, input ``x`` [dyn, 3, dyn, dyn]: conv-BN-relu, depthwise conv,
+    hardswish, pointwise conv, global pooling, then Paddle's reshape to a shape computed at run time (through
+    Cast, which shape inference cannot follow, so the MatMul head has no inferred shape), MatMul + Add, Softmax."""
+    rng = _rng(seed)
+    nodes = [
+        helper.make_node("Conv", ["x", "c1.w", "c1.b"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("BatchNormalization", ["c1", "bn1.gamma", "bn1.beta", "bn1.mean", "bn1.var"], ["b1"],
+                         name="bn1"),
+        helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "dw.w", "dw.b"], ["d1"], name="dw", pads=[1, 1, 1, 1], group=8),
+        helper.make_node("HardSwish", ["d1"], ["h1"], name="hswish"),
+        helper.make_node("Conv", ["h1", "pw.w", "pw.b"], ["c2"], name="pw"),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["pool"], name="pool"),
+        helper.make_node("Shape", ["pool"], ["shape"], name="shape"),
+        helper.make_node("Cast", ["shape"], ["shape32"], name="cast32", to=TensorProto.INT32),
+        helper.make_node("Slice", ["shape32", "zero", "one"], ["batch32"], name="slice_batch"),
+        helper.make_node("Cast", ["batch32"], ["batch64"], name="cast64", to=TensorProto.INT64),
+        helper.make_node("Concat", ["batch64", "minus_one"], ["target"], name="target", axis=0),
+        helper.make_node("Reshape", ["pool", "target"], ["flat"], name="reshape"),
+        helper.make_node("MatMul", ["flat", "fc.w"], ["fc"], name="fc"),
+        helper.make_node("Add", ["fc", "fc.b"], ["logits"], name="fc_bias"),
+        helper.make_node("Softmax", ["logits"], ["y"], name="softmax", axis=-1),
+    ]
+    inits = [
+        init("c1.w", _weight(rng, 8, 3, 3, 3)), init("c1.b", _weight(rng, 8)), *_bn_params(rng, "bn1", 8),
+        init("dw.w", _weight(rng, 8, 1, 3, 3)), init("dw.b", _weight(rng, 8)),
+        init("pw.w", _weight(rng, 16, 8, 1, 1)), init("pw.b", _weight(rng, 16)),
+        init("zero", np.array([0], dtype=np.int32)), init("one", np.array([1], dtype=np.int32)),
+        init("minus_one", np.array([-1], dtype=np.int64)),
+        init("fc.w", _weight(rng, 16, 2)), init("fc.b", _weight(rng, 2)),
+    ]
+    return _dynamic_model(nodes, inits, dims, [dims[0], 2])
+
+
+def ppocr_det_model(dims=PADDLE_DIMS, seed: int = 21) -> onnx.ModelProto:
+    """A PP-OCR-style (DBNet) text detector, input ``x`` [dyn, 3, dyn, dyn]: a stride-8 backbone, an FPN neck
+    (1x1 laterals, nearest upsampling by 2, Add, 3x3 convs, Concat) and a head of conv-BN-relu and two
+    stride-2 ConvTransposes to a sigmoid probability map at the input's size. Every conv output's height and
+    width are symbolic ('unk__0'...) until the input size is fixed."""
+    rng = _rng(seed)
+
+    def conv(name, src, cin, cout, k=3, stride=1):
+        pads = [k // 2] * 4
+        inits.extend([init(f"{name}.w", _weight(rng, cout, cin, k, k)), init(f"{name}.b", _weight(rng, cout))])
+        return helper.make_node("Conv", [src, f"{name}.w", f"{name}.b"], [name], name=name, pads=pads,
+                                strides=[stride, stride])
+
+    def up(name, src):
+        return helper.make_node("Resize", [src, "", "scales"], [name], name=name, mode="nearest")
+
+    inits: list[onnx.TensorProto] = [init("scales", np.array([1, 1, 2, 2], dtype=np.float32))]
+    nodes = [
+        conv("s1", "x", 3, 8, stride=2), helper.make_node("Relu", ["s1"], ["s1r"], name="s1_relu"),
+        conv("s2", "s1r", 8, 16, stride=2), helper.make_node("Relu", ["s2"], ["s2r"], name="s2_relu"),
+        conv("s3", "s2r", 16, 16, stride=2), helper.make_node("Relu", ["s3"], ["s3r"], name="s3_relu"),
+        conv("lat2", "s2r", 16, 8, k=1), conv("lat3", "s3r", 16, 8, k=1),
+        up("lat3_up", "lat3"), helper.make_node("Add", ["lat2", "lat3_up"], ["p2"], name="fpn_add"),
+        conv("f2", "p2", 8, 4), conv("f3", "lat3", 8, 4), up("f3_up", "f3"),
+        helper.make_node("Concat", ["f2", "f3_up"], ["fuse"], name="fuse", axis=1),
+        conv("h1", "fuse", 8, 4),
+        helper.make_node("BatchNormalization", ["h1", "hbn.gamma", "hbn.beta", "hbn.mean", "hbn.var"], ["h1b"],
+                         name="head_bn"),
+        helper.make_node("Relu", ["h1b"], ["h1r"], name="head_relu"),
+        helper.make_node("ConvTranspose", ["h1r", "t1.w", "t1.b"], ["t1"], name="t1", strides=[2, 2]),
+        helper.make_node("Relu", ["t1"], ["t1r"], name="t1_relu"),
+        helper.make_node("ConvTranspose", ["t1r", "t2.w", "t2.b"], ["t2"], name="t2", strides=[2, 2]),
+        helper.make_node("Sigmoid", ["t2"], ["y"], name="prob"),
+    ]
+    inits += [*_bn_params(rng, "hbn", 4), init("t1.w", _weight(rng, 4, 4, 2, 2)), init("t1.b", _weight(rng, 4)),
+              init("t2.w", _weight(rng, 4, 1, 2, 2)), init("t2.b", _weight(rng, 1))]
+    return _dynamic_model(nodes, inits, dims, [dims[0], 1, dims[2], dims[3]])

@@ -23,6 +23,7 @@ from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.capture.session import ActivationRunner
 from edgeprune.errors import InputError
 from edgeprune.graph.model import ModelGraph
+from edgeprune.graph.shapes import concrete_size
 from edgeprune.reconstruct.rows import ConvGeometry, patches, sample_positions
 
 
@@ -164,7 +165,8 @@ def capture_grams(
         return ConsumerGrams((), calibration.count, samples_per_image, {"inference": 0.0, "statistics": 0.0})
     runner = ActivationRunner(model, [c.input for c in consumers], provider)
     grams = [ConsumerGram.empty(c) for c in consumers]
-    sizes = {c.node: tuple(int(d) for d in model.shapes[c.output][2:4]) for c in consumers if c.geometry is not None}
+    sizes = {c.node: concrete_size(model, c.output, slice(2, 4), "capturing the refit statistics")
+             for c in consumers if c.geometry is not None}
     positions = {size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
                  for size in set(sizes.values())}  # the same for every consumer of one output size
     first, inference, statistics = 0, 0.0, 0.0

@@ -16,6 +16,7 @@ from edgeprune.capture.points import CapturePoint, capture_points
 from edgeprune.capture.session import ActivationRunner
 from edgeprune.errors import InputError
 from edgeprune.graph.model import ModelGraph
+from edgeprune.graph.shapes import concrete_size
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +70,16 @@ def capture_stats(
     runner = ActivationRunner(model, names, provider)
     n_classes = _class_count(model, output) if "label_mi" in measures else None
     accumulators = {}
+    purpose = "capturing activation statistics"
     for point in points:
-        shape = model.shapes[point.tensor]
-        next_shape = model.shapes.get(point.next_tensor) if point.next_tensor and pairs else None
+        channels = concrete_size(model, point.tensor, slice(1, 2), purpose)[0]
+        next_channels = None
+        if point.next_tensor and pairs:
+            next_channels = concrete_size(model, point.next_tensor, slice(1, 2), purpose)[0]
         accumulators[point.tensor] = LayerAccumulator(
-            channels=int(shape[1]),
-            levels=levels or default_levels(int(shape[2]), int(shape[3])),
-            next_channels=int(next_shape[1]) if next_shape else None,
+            channels=channels,
+            levels=levels or default_levels(*concrete_size(model, point.tensor, slice(2, 4), purpose)),
+            next_channels=next_channels,
             n_classes=n_classes,
             cross="aura_mi" in measures,
             entropy="entropy" in measures,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from edgeprune.cli.shape_options import input_shape_option
 from edgeprune.errors import InputError
 
 PROVIDERS = ["cpu", "cuda", "tensorrt"]
@@ -42,18 +43,22 @@ def devices_command(as_json: bool) -> None:
 @click.option("--seconds-per-point", type=float, default=0.15, show_default=True, help="Timing per measured point.")
 @click.option("--threads", type=int, help="Runtime threads (default: the profile's, 0 = the runtime's choice).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Where to write the profile.")
-def profile_command(device, model, points, seconds_per_point, threads, output) -> None:
+@input_shape_option
+def profile_command(device, model, points, seconds_per_point, threads, output, input_shapes) -> None:
     """Measure a device on itself: its roofline and, with --model, latency tables the host then uses."""
     from edgeprune.hardware import resolve_device, save_profile
-    from edgeprune.hardware.profiler import ProfileSettings, measure_roofline, profile_model
+    from edgeprune.hardware.profiler import ProfileSettings, measure_roofline, profile_model, sized_model
 
     settings = ProfileSettings(points=points, seconds_per_point=seconds_per_point, threads=threads)
     if model is not None and not Path(model).is_file():
         raise InputError(f"model not found: {model}")
+    if input_shapes and model is None:
+        raise InputError("--input-shape sizes the inputs of --model; give --model too")
+    sized = sized_model(model, input_shapes) if model is not None else None  # a bad size fails before timing
     base = resolve_device(device)
     measured = measure_roofline(base, settings)
-    if model is not None:
-        measured = profile_model(measured, model, settings, progress=_progress())
+    if sized is not None:
+        measured = profile_model(measured, sized, settings, progress=_progress())
     header = (f"Device profile of {base.name}, measured by `edgeprune profile` on this device.\n"
               f"Roofline and tables: see [measured.fingerprint] for the setup they hold for.")
     save_profile(measured, output, header=header)
@@ -71,8 +76,10 @@ def profile_command(device, model, points, seconds_per_point, threads, output) -
 @click.option("--warmup", type=int, default=5, show_default=True)
 @click.option("--repeats", type=int, default=30, show_default=True, help="Timed runs (rounds of both with --vs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def bench_command(model, other, device, provider, threads, warmup, repeats, as_json) -> None:
-    """Time MODEL: warm-up, repeated runs, median and spread (inputs are random, batch 1)."""
+@input_shape_option
+def bench_command(model, other, device, provider, threads, warmup, repeats, as_json, input_shapes) -> None:
+    """Time MODEL: warm-up, repeated runs, median and spread (inputs are random, batch 1 unless --input-shape
+    says otherwise)."""
     from edgeprune.hardware.timing import Runner, compare, load_bytes, measure
 
     precision = "fp32"
@@ -83,27 +90,49 @@ def bench_command(model, other, device, provider, threads, warmup, repeats, as_j
         provider, precision = provider or profile.provider, profile.precision
         threads = threads if threads is not None else (profile.threads or None)
     provider = provider or "cpu"
-    first = Runner(load_bytes(model), provider=provider, threads=threads, precision=precision)
+    data = load_bytes(model)
+    other_data = load_bytes(other) if other is not None else None
+    sizes = _feed_shapes(data, input_shapes)
+    other_sizes = _feed_shapes(other_data, input_shapes) if other_data is not None else None  # both before timing
+    first = Runner(data, provider=provider, threads=threads, precision=precision, input_shapes=sizes)
+    shapes = {name: list(dims) for name, dims in sizes.items()}
     if other is None:
         timing = measure(first, warmup=warmup, repeats=repeats)
-        result = {"model": str(model), "providers": list(first.providers), "threads": threads, **timing.to_dict()}
-        click.echo(json.dumps(result, indent=1) if as_json else _timing_line(str(model), timing))
+        result = {"model": str(model), "providers": list(first.providers), "threads": threads,
+                  "input_shapes": shapes, **timing.to_dict()}
+        text = json.dumps(result, indent=1) if as_json else _timing_line(str(model), timing, input_shapes and sizes)
+        click.echo(text)
         return
-    second = Runner(load_bytes(other), provider=provider, threads=threads, precision=precision)
+    second = Runner(other_data, provider=provider, threads=threads, precision=precision, input_shapes=other_sizes)
     comparison = compare(first, second, warmup=warmup, rounds=repeats)
     if as_json:
         click.echo(json.dumps({"model": str(model), "vs": str(other), "providers": list(first.providers),
-                               "threads": threads, **comparison.to_dict()}, indent=1))
+                               "threads": threads, "input_shapes": shapes, **comparison.to_dict()}, indent=1))
         return
-    click.echo(_timing_line(str(model), comparison.a))
-    click.echo(_timing_line(str(other), comparison.b))
+    click.echo(_timing_line(str(model), comparison.a, input_shapes and sizes))
+    click.echo(_timing_line(str(other), comparison.b, input_shapes and other_sizes))
     click.echo(f"ratio {comparison.ratio:.3f} ({model} / {other}, {comparison.rounds} interleaved rounds; "
                f"noise +-{comparison.noise:.1%})")
 
 
-def _timing_line(name: str, timing) -> str:
-    return (f"{name}: median {timing.median_ms:.3f} ms (p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, "
+def _timing_line(name: str, timing, sizes=None) -> str:
+    """One model's timing; ``sizes`` (given with --input-shape) says at what input size."""
+    at = " at " + " ".join(f"{n}={','.join(map(str, d))}" for n, d in sizes.items()) if sizes else ""
+    return (f"{name}{at}: median {timing.median_ms:.3f} ms (p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, "
             f"spread {timing.spread:.1%}, {timing.runs} runs after {timing.warmup} warm-up)")
+
+
+def _feed_shapes(model_bytes: bytes, specs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """Every input's size to time the model at; a dynamic height or width needs --input-shape."""
+    import onnx
+
+    from edgeprune.graph.shapes import feed_shapes
+
+    try:
+        proto = onnx.load_from_string(model_bytes)
+    except Exception:  # noqa: BLE001 - not ONNX: the Runner says so in its own words
+        return {}
+    return feed_shapes(proto, specs)
 
 
 def _progress():

@@ -47,11 +47,9 @@ def _cost_lines(d: dict) -> list[str]:
         specs = " ".join(f"--input-shape {template(name, shapes.get(name))}" for name in open_dims)
         return lines + [f"cost    not computed: the input size is dynamic; give it with {specs}"]
     at = " ".join(f"{name}={','.join(map(str, dims))}" for name, dims in d.get("input_shapes", {}).items())
-    return [
-        f"cost    {human(cost['macs'])} MACs ({human(cost['flops'])} FLOPs), {human(cost['params'])} params, "
-        f"{human(cost['weight_bytes'])}B weights, {human(cost['peak_activation_bytes'])}B peak activations per image"
-        + (f" at {at}" if at else "")
-    ]
+    line = (f"cost    {human(cost['macs'])} MACs ({human(cost['flops'])} FLOPs), {human(cost['params'])} params, "
+            f"{human(cost['weight_bytes'])}B weights, {human(cost['peak_activation_bytes'])}B peak activations per image")
+    return [line + (f" at {at}" if at else "")]
 
 
 def prune_text(result: dict) -> str:

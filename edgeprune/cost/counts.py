@@ -1,7 +1,7 @@
 """Cost of a model as it stands: MACs, FLOPs, parameters, weight bytes and peak activation memory.
 
 MACs count multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul (the ops that dominate a CNN);
-FLOPs are reported as 2 x MACs. Activation memory is per image (symbolic dimensions count as 1), over
+FLOPs are reported as 2 x MACs. Activation memory is per image (a dynamic batch counts as 1), over
 the model's topological order, with a tensor alive from its producer to its last consumer.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeprune.graph.model import ModelGraph
+from edgeprune.graph.shapes import require_concrete
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 def model_cost(model: ModelGraph) -> CostSummary:
+    """The model's cost per image at its input size; a dynamic height or width is refused rather than
+    counted as 1 (fix the size with `with_input_shapes`)."""
+    require_concrete(model, "a cost (MACs, activation memory)")
     graph = model.proto.graph
     initializers = {t.name: t for t in graph.initializer}
     counted: set[str] = set()

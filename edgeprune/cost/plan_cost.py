@@ -17,10 +17,12 @@ from edgeprune.cost.counts import (
     WEIGHTED_OPS, CostSummary, NodeCost, _is_float, _itemsize, activation_sizes, liveness, node_macs,
 )
 from edgeprune.graph.model import ModelGraph
+from edgeprune.graph.shapes import require_concrete
 
 
 class PlanCostModel:
     def __init__(self, model: ModelGraph, analysis: ChannelAnalysis) -> None:
+        require_concrete(model, "pricing a plan")  # a budget at an unknown size would mean nothing
         self._analysis = analysis
         names = list(analysis.tensors)
         self._tensor_row = {name: row for row, name in enumerate(names)}

@@ -15,6 +15,7 @@ from onnx import helper, numpy_helper
 
 from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.graph.model import ModelGraph
+from edgeprune.graph.shapes import require_concrete
 
 MODELLED_OPS = ("Conv", "Gemm", "MatMul")
 
@@ -66,7 +67,12 @@ class LayerSpec:
 
 
 def model_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LayerSpec, ...]:
-    """Every Conv/Gemm/MatMul with a constant weight and a known input shape, in graph order."""
+    """Every Conv/Gemm/MatMul with a constant weight and known input and output shapes, in graph order.
+
+    A layer is priced at its input size, so a model whose height or width is dynamic is refused (fix the size
+    with `with_input_shapes` first); a layer whose shapes inference leaves unknown is left to the
+    whole-model factor."""
+    require_concrete(model, "a latency prediction")
     initializers = {t.name: t for t in model.proto.graph.initializer}
     prunable = np.zeros(len(analysis.class_group), dtype=bool)
     for group in analysis.prunable_groups:
@@ -76,10 +82,10 @@ def model_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LayerSpe
         if node.op_type not in MODELLED_OPS or len(node.input) < 2 or node.input[1] not in initializers:
             continue
         weight = initializers[node.input[1]]
-        in_shape = model.shapes.get(node.input[0], ())
-        out_shape = model.shapes.get(node.output[0], ())
-        if not _static(in_shape[1:]) or not _static(out_shape[1:]):
-            continue
+        in_shape = model.shapes.get(node.input[0]) or ()
+        out_shape = model.shapes.get(node.output[0]) or ()
+        if len(in_shape) < 2 or len(out_shape) < 2 or not _static(in_shape[1:]) or not _static(out_shape[1:]):
+            continue  # unknown rank or a dynamic size: nothing to price it by
         spec = _spec(node, tuple(weight.dims), in_shape, out_shape, len(node.input) > 2 and bool(node.input[2]))
         if spec is None:
             continue
@@ -116,7 +122,7 @@ def _replace_flags(spec: LayerSpec, in_prunable: bool, out_prunable: bool) -> La
 
 
 def _static(dims) -> bool:
-    return all(isinstance(d, int) and d > 0 for d in dims)
+    return all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)
 
 
 def _plain(value):

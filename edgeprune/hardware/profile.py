@@ -56,6 +56,7 @@ class ModelMeasurement:
     name: str
     ms: float
     layers_ms: float = 0.0  # the sum of its layer tables at full size when measured (0: unknown)
+    input_shape: str = ""  # the input size it was measured at, e.g. x=?,3,640,640 (?: a dynamic batch, run as 1)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def _layer(raw: Any, index: int, source: str) -> LayerTable:
 def _model(raw: Any, index: int, source: str) -> ModelMeasurement:
     r = _Reader(raw, source, f"measured.models[{index}].")
     return ModelMeasurement(r.get("sha256", str), r.get("name", str, ""), r.positive("ms"),
-                            r.non_negative("layers_ms", 0.0))
+                            r.non_negative("layers_ms", 0.0), r.get("input_shape", str, ""))
 
 
 _MISSING = object()

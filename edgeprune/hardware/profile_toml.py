@@ -33,6 +33,8 @@ def dumps_profile(profile: DeviceProfile, header: str = "") -> str:
     for model in profile.models.values():
         lines += ["", "[[measured.models]]", f"sha256 = {_str(model.sha256)}", f"name = {_str(model.name)}",
                   f"ms = {_num(model.ms)}", f"layers_ms = {_num(model.layers_ms)}"]
+        if model.input_shape:
+            lines.append(f"input_shape = {_str(model.input_shape)}")
     for table in profile.layers.values():
         lines += ["", "[[measured.layers]]", f"key = {_str(table.key)}", f"depthwise = {str(table.depthwise).lower()}",
                   f"cin = {list(table.cin)}", f"cout = {list(table.cout)}", "ms = ["]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -18,7 +18,7 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from edgeprune.errors import InputError
-from edgeprune.graph.model import MAX_IR_VERSION
+from edgeprune.graph.model import MAX_IR_VERSION, ModelGraph
 from edgeprune.hardware.fingerprint import cpu_name, fingerprint
 from edgeprune.hardware.layers import LayerSpec, model_layers
 from edgeprune.hardware.profile import DeviceProfile, LayerTable, ModelMeasurement, Roofline
@@ -57,15 +57,26 @@ def check_provider(device: DeviceProfile) -> None:
         )
 
 
-def profile_model(device: DeviceProfile, model_path: str | Path, settings: ProfileSettings = ProfileSettings(),
-                  progress: Progress | None = None) -> DeviceProfile:
-    """The device's profile plus tables for every layer shape of the model and the whole model's latency."""
+def sized_model(model_path: str | Path, input_shapes: Sequence[str] = ()) -> ModelGraph:
+    """The model to profile, at the ``--input-shape`` given: layer tables are keyed by their input size, so
+    a model whose height or width is dynamic is refused without one (before any timing starts)."""
+    from edgeprune.graph import fix_input_shapes, load_model, require_concrete
+
+    model = fix_input_shapes(load_model(model_path), input_shapes)
+    require_concrete(model, "profiling its layers")
+    return model
+
+
+def profile_model(device: DeviceProfile, model: str | Path | ModelGraph, settings: ProfileSettings = ProfileSettings(),
+                  progress: Progress | None = None, input_shapes: Sequence[str] = ()) -> DeviceProfile:
+    """The device's profile plus tables for every layer shape of the model and the whole model's latency.
+    ``model`` is a path (sized by ``input_shapes``) or a model from `sized_model`."""
     from edgeprune.analysis import analyze
-    from edgeprune.graph import load_model
+    from edgeprune.graph import input_shapes_of
     from edgeprune.hardware.latency import LatencyModel
 
     check_provider(device)
-    model = load_model(model_path)
+    model = model if isinstance(model, ModelGraph) else sized_model(model, input_shapes)
     analysis = analyze(model)
     threads = settings.threads if settings.threads is not None else device.threads
     unique = {layer.key: layer for layer in model_layers(model, analysis)}
@@ -86,7 +97,9 @@ def profile_model(device: DeviceProfile, model_path: str | Path, settings: Profi
     stamped = replace(device, layers=MappingProxyType(tables), fingerprint=MappingProxyType(stamp))
     layer_sum = LatencyModel(stamped, model, analysis).layer_sum_full
     models = dict(device.models)
-    models[model.source_sha256] = ModelMeasurement(model.source_sha256, Path(model_path).name, whole_ms, layer_sum)
+    shape = " ".join(f"{n}={','.join(map(str, d))}" for n, d in input_shapes_of(model).items())
+    models[model.source_sha256] = ModelMeasurement(model.source_sha256, Path(model.source_path).name, whole_ms,
+                                                   layer_sum, shape)
     logger.info("whole model %.3f ms, sum of its layers %.3f ms", whole_ms, layer_sum)
     return replace(stamped, models=MappingProxyType(models), threads=threads)
 

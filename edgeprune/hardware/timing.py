@@ -4,6 +4,7 @@ comparison (A and B alternate, so a slow minute on a shared machine slows both a
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,10 +60,11 @@ class Comparison:
 
 
 class Runner:
-    """One ONNX Runtime session with fixed random inputs, ready to be timed."""
+    """One ONNX Runtime session with fixed random inputs, ready to be timed. ``input_shapes`` gives the size
+    of inputs the model leaves dynamic (`feed_shapes` checks them); other dynamic sizes become 1."""
 
     def __init__(self, model_bytes: bytes, provider: str = "cpu", threads: int | None = None, seed: int = 0,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
         try:
             self.session = _session(model_bytes, provider, threads, precision)
         except EdgepruneError:
@@ -72,7 +74,8 @@ class Runner:
             raise InputError(f"ONNX Runtime cannot load the model ({first[:300]})") from None
         self.providers = tuple(self.session.get_providers())
         rng = np.random.default_rng(seed)
-        self.feeds = {i.name: _random_input(i, rng) for i in self.session.get_inputs()}
+        sizes = input_shapes or {}
+        self.feeds = {i.name: _random_input(i, rng, sizes.get(i.name)) for i in self.session.get_inputs()}
 
     def once_ms(self) -> float:
         start = time.perf_counter()
@@ -142,9 +145,9 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(d
            "tensor(bool)": np.bool_}
 
 
-def _random_input(arg, rng: np.random.Generator) -> np.ndarray:
-    """Symbolic dims become 1 (a batch of one image: the edge case)."""
-    shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
+def _random_input(arg, rng: np.random.Generator, size: Sequence[int] | None = None) -> np.ndarray:
+    """At ``size`` when given; else symbolic dims become 1 (a batch of one image: the edge case)."""
+    shape = list(size) if size is not None else [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
     dtype = _DTYPES.get(arg.type)
     if dtype is None:
         raise InputError(f"cannot make a benchmark input of type {arg.type} for '{arg.name}'")

@@ -124,21 +124,16 @@ def _validate_group(group: ChannelGroup, indices: tuple[int, ...]) -> None:
 def simple_plan(
     analysis: ChannelAnalysis, ratio: float, *, random: bool = False, seed: int = 0
 ) -> PruningPlan:
-    """Keep ``ratio`` of every prunable group: the first channels, or random ones with ``seed``."""
+    """Keep ``ratio`` of every prunable group: the first channels, or random ones with ``seed``.
+
+    The ratio holds in every piece of a group that a Split, a Slice or a grouped conv reads alone (at least
+    one channel each, the same count in every grouped-conv slice), so the plan never empties a tensor and
+    `prune` accepts it on every model the analysis accepts."""
     if not 0.0 < ratio <= 1.0:
         raise InputError(f"--ratio must be in (0, 1] (the fraction of channels kept), got {ratio}")
     rng = np.random.default_rng(seed)
-    kept = {}
-    for group in analysis.prunable_groups:
-        segments = group.multiple
-        per_segment = group.channels // segments
-        count = max(1, int(round(ratio * per_segment)))
-        chosen = []
-        for segment in range(segments):
-            pool = np.arange(segment * per_segment, (segment + 1) * per_segment)
-            picked = rng.choice(pool, size=count, replace=False) if random else pool[:count]
-            chosen.extend(sorted(int(i) for i in picked))
-        kept[group.id] = tuple(chosen)
+    kept = {group.id: _keep_ratio(analysis, group, ratio, rng if random else None)
+            for group in analysis.prunable_groups}
     return PruningPlan(
         model_sha256=analysis.model_sha256,
         kept=MappingProxyType(kept),
@@ -146,3 +141,21 @@ def simple_plan(
         seed=seed if random else None,
         settings=MappingProxyType({"ratio": ratio}),
     )
+
+
+def _keep_ratio(analysis: ChannelAnalysis, group: ChannelGroup, ratio: float,
+                rng: np.random.Generator | None) -> tuple[int, ...]:
+    """``ratio`` of each grouped-conv slice, dealt to its pieces in proportion (the first or random ones)."""
+    from edgeprune.analysis.segments import group_pieces, share_of_pieces
+
+    per_slice = group.channels // group.multiple
+    slices: list[list[np.ndarray]] = [[] for _ in range(group.multiple)]
+    for piece in group_pieces(analysis, group):
+        slices[int(piece[0]) // per_slice].append(piece)
+    count = min(per_slice, max(1, int(round(ratio * per_slice)), max(len(s) for s in slices)))
+    chosen: list[int] = []
+    for pieces in slices:
+        for piece, share in zip(pieces, share_of_pieces([len(p) for p in pieces], count)):
+            picked = rng.choice(piece, size=share, replace=False) if rng is not None else piece[:share]
+            chosen.extend(sorted(int(i) for i in picked))
+    return tuple(sorted(chosen))
