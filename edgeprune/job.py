@@ -24,7 +24,7 @@ class Job:
     reconstruction (and, without --train-data, distillation) see; ``held_out``: what judges the result."""
 
     settings: OptimizeSettings
-    model: Any  # ModelGraph
+    model: Any  # ModelGraph, its input size fixed (from the calibration data) where the file leaves it open
     analysis: Any  # ChannelAnalysis
     costs: Any  # PlanCostModel
     latency: Any  # LatencyModel on the target device
@@ -83,7 +83,7 @@ def load_job(settings: OptimizeSettings, with_data: bool = True) -> Job:
     from edgeprune.hardware import resolve_device
     from edgeprune.stages import latency_model
 
-    model = load_model(settings.model)
+    model = _sized(load_model(settings.model), settings)
     device = resolve_device(settings.latency.device or "host")  # an unknown device fails before any work
     analysis = analyze(model)
     if not analysis.prunable_groups:
@@ -99,6 +99,26 @@ def load_job(settings: OptimizeSettings, with_data: bool = True) -> Job:
     job = Job(settings, model, analysis, PlanCostModel(model, analysis), latency_model(settings.latency.device, model,
               analysis), alignment)
     return with_data(job) if with_data else job
+
+
+def _sized(model, settings: OptimizeSettings):
+    """A model whose height or width is dynamic, at the size of the calibration data: costs, latency and
+    capture need a size, and the data's is the one the user will run (the batch axis stays as it is)."""
+    from edgeprune.graph import dynamic_dims, shapes_from_calibration, with_input_shapes
+
+    open_dims = dynamic_dims(model)
+    if not open_dims:
+        return model
+    if settings.calibration.calib is None:
+        names = ", ".join(f"{d.input} axis {d.axis}" for d in open_dims)
+        raise InputError(f"the model's input size is dynamic ({names}): give --calib, whose size is used")
+    from edgeprune.calibration import load_calibration
+
+    calib = settings.calibration
+    sample = load_calibration(calib.calib, model, limit=1, seed=settings.seed, **calib.preprocessing())
+    sized = with_input_shapes(model, shapes_from_calibration(model, sample))
+    logger.info("dynamic input size fixed at the calibration data's: %s", shapes_from_calibration(model, sample))
+    return sized
 
 
 def with_data(job: Job) -> Job:

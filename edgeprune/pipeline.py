@@ -12,6 +12,7 @@ import numpy as np
 from edgeprune.candidate import Pruned, judge, prune_and_recover
 from edgeprune.cost import model_cost
 from edgeprune.errors import BudgetError, InputError
+from edgeprune.graph import input_shapes_of
 from edgeprune.job import Job, load_job, resolve, with_data
 from edgeprune.report import Report
 from edgeprune.settings import OptimizeSettings
@@ -58,7 +59,10 @@ def optimize(settings: OptimizeSettings, progress: Progress | None = None) -> Op
     _guard_accuracy(settings, report.final_comparison)
     from edgeprune.surgery.index_map import kept_index_map
 
-    return _write(settings.output.out, chosen.final, chosen.outcome.plan, report,
+    from edgeprune.graph import read_model_proto, restore_dynamic_dims
+
+    shipped = restore_dynamic_dims(chosen.final, read_model_proto(settings.model))  # runs at every size again
+    return _write(settings.output.out, shipped, chosen.outcome.plan, report,
                   kept_index_map(job.model, job.analysis, chosen.outcome.plan))
 
 
@@ -75,6 +79,7 @@ def _report(job: Job, chosen: Pruned, goal: dict | None, clock: StageClock, timi
     return Report(
         settings=settings.to_dict(),
         model={"path": str(settings.model), "sha256": model.source_sha256, "normalisation": list(model.notes),
+               "input_shapes": input_shapes_of(model),
                "calibration": {"images": data.count, "fit": job.fit.count, "held_out": job.held_out.count,
                                "labels": data.labels is not None, "preprocessing": dict(data.preprocessing)}},
         cost_before=model_cost(model).to_dict(),

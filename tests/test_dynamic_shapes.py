@@ -7,6 +7,7 @@ and 'unk__0' from the legacy one, 's0'-style from dynamo): every stage works onc
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -328,3 +329,23 @@ def test_bench_and_profile_time_the_model_at_the_given_size(capsys, tmp_path, mo
     profile = load_profile(tmp_path / "p.toml")
     assert "Conv|b1|in3@48x96|out8|" in "\n".join(profile.layers)
     assert [m.input_shape for m in profile.models.values()] == ["x=1,3,48,96"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_optimize_takes_the_size_from_the_calibration_data_and_writes_a_dynamic_model(capsys, tmp_path, name, models):
+    from cli_runner import run
+
+    path, calib = models(name)
+    height, width = np.load(calib)["x"].shape[2:]
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "optimize", path, "--calib", calib, "--target-flops", "0.7", "--align", 1,
+                       "--batch-size", 4, "--latency-rounds", 0, "--out", out)
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["input_shapes"]["x"][1:] == [3, height, width]
+    assert report["verification"]["passed"] and report["cost_after"]["macs"] <= 0.7 * report["cost_before"]["macs"]
+    assert report["latency"]["predicted_ms_before"] > 0 and report["comparison_reconstructed"]["images"] == report["model"]["calibration"]["held_out"]
+    written = load_model(out / "model.pruned.onnx")
+    assert [(d.input, d.axis) for d in dynamic_dims(written)] == [("x", 2), ("x", 3)]  # still runs at every size
+    feeds = {"x": np.random.default_rng(1).standard_normal((2, 3, height + 8, width + 16)).astype(np.float32)}
+    assert np.isfinite(run_model(written.proto, feeds)[0]).all()
