@@ -212,7 +212,7 @@ class OptimizeSettings:
 
     SECTION: ClassVar[str] = "Run"
 
-    model: Path | None = setting(None, cli=False)
+    model: Path | None = setting(None, cli=False, help="The ONNX model to optimize (the command's MODEL argument).")
     seed: int = setting(0, help="Seed of every random choice: the same inputs and seed give the same plan.")
     batch_size: int = setting(64, help="Images per ONNX Runtime batch.")
     provider: str = setting("auto", choices=("auto", "cpu", "cuda"), help="ONNX Runtime execution provider.")
@@ -330,3 +330,11 @@ def load_settings(model: Path | None = None, config: Path | None = None,
             raise InputError(f"{config} was written for another model (sha256 {sha[:12]}...) than {settings.model}; "
                              "give that model, or settings from a TOML file")
     return settings
+
+
+def reference_markdown() -> str:
+    """docs/settings.md: every table and key of `OptimizeSettings` with its default, option and meaning."""
+    from edgeprune.settings_tree import reference
+
+    return reference(OptimizeSettings, "Settings of `edgeprune optimize`",
+                     {"selection.rl": "--rl-set", "recovery": "--finetune-set"})

@@ -245,3 +245,34 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def reference(root: type, title: str, set_options: Mapping[str, str] | None = None) -> str:
+    """Markdown tables of every key of the tree under ``root``: key, default, option, meaning.
+    ``set_options``: per table (and the tables under it), the ``KEY=VALUE`` option that sets its keys
+    without an option of their own."""
+    lines = [f"# {title}", "", "<!-- generated from the settings types; tests/test_settings_tree.py checks it -->", ""]
+    _reference(root, root(), "", lines, dict(set_options or {}))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _reference(cls: type, defaults: Any, where: str, lines: list[str], set_options: dict[str, str]) -> None:
+    hints = field_types(cls)
+    rows, tables = [], []
+    for field in dataclasses.fields(cls):
+        value = getattr(defaults, field.name)
+        if is_table(hints[field.name]):
+            tables.append((field, value))
+            continue
+        flag = field.metadata.get("flag") or f"--{key_of(field)}"
+        has_flag = field.metadata.get("cli", True) and field.metadata.get("help")
+        shown = "(none)" if value is None else _toml_value(_plain(value))
+        text = " ".join(str(field.metadata.get("help", "")).split()).replace("|", "\\|")
+        setter = next((option for table, option in set_options.items() if where.startswith(table)), None)
+        option = f"`{flag}`" if has_flag else f"`{setter} {key_of(field)}=...`" if setter else "file only"
+        rows.append(f"| `{key_of(field)}` | `{shown}` | {option} | {text} |")
+    if rows:
+        lines += [f"## [{where}]" if where else "## top level", "", "| key | default | option | meaning |",
+                  "|---|---|---|---|", *rows, ""]
+    for field, value in tables:
+        _reference(hints[field.name], value, _join(where, key_of(field)), lines, set_options)

@@ -95,3 +95,11 @@ def test_a_report_replays_only_for_its_own_model(tmp_path):
     report.write_text(json.dumps({"settings": data}))
     with pytest.raises(InputError, match="settings version 0 is not this edgeprune's"):
         load_settings(None, report)
+
+
+def test_docs_list_every_key_as_the_settings_types_define_them():
+    from edgeprune.settings import reference_markdown
+
+    text = Path("docs/settings.md").read_text(encoding="utf-8")
+    assert text == reference_markdown(), "regenerate: python -c 'from edgeprune.settings import reference_markdown; print(reference_markdown(), end=\"\")' > docs/settings.md"
+    assert "| `target-flops` |" in text and "`--rl-set warmup=...`" in text and "## [selection.rl.agent]" in text
