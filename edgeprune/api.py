@@ -10,12 +10,19 @@ from edgeprune.analysis import analyze
 from edgeprune.cost import CostSummary, PlanCostModel, model_cost
 from edgeprune.errors import InputError, VerificationError
 from edgeprune.graph import (
-    dynamic_dims, fix_input_shapes, input_shapes_of, load_model, require_concrete, restore_dynamic_dims,
-    shapes_from_calibration, with_input_shapes,
+    dynamic_dims,
+    fix_input_shapes,
+    input_shapes_of,
+    load_model,
+    require_concrete,
+    restore_dynamic_dims,
+    shapes_from_calibration,
+    with_input_shapes,
 )
 from edgeprune.scoring.registry import DEFAULT_CRITERION
 from edgeprune.summary import describe_model
-from edgeprune.surgery import PruningPlan, apply_plan, simple_plan, verify as verify_plan
+from edgeprune.surgery import PruningPlan, apply_plan, simple_plan
+from edgeprune.surgery import verify as verify_plan
 
 PathLike = str | os.PathLike
 InputShapeSpecs = Sequence[str]  # `--input-shape` values: "x=1,3,640,640", or "1,3,640,640" for one input
@@ -34,8 +41,9 @@ def inspect_model(model_path: PathLike, *, input_shapes: InputShapeSpecs = ()) -
     return description
 
 
-def make_simple_plan(model_path: PathLike, ratio: float, *, random: bool = False, seed: int = 0,
-                     input_shapes: InputShapeSpecs = ()) -> PruningPlan:
+def make_simple_plan(
+    model_path: PathLike, ratio: float, *, random: bool = False, seed: int = 0, input_shapes: InputShapeSpecs = ()
+) -> PruningPlan:
     """Keep ``ratio`` of every prunable group; ``input_shapes`` analyses the model at that size (the size
     `prune` will be given), and a bad one is refused before anything is written."""
     model = fix_input_shapes(load_model(model_path), input_shapes)
@@ -46,7 +54,12 @@ def make_simple_plan(model_path: PathLike, ratio: float, *, random: bool = False
 
 
 def prune_model(
-    model_path: PathLike, plan_path: PathLike, output: PathLike, *, verify: bool = True, tolerance: float = 1e-4,
+    model_path: PathLike,
+    plan_path: PathLike,
+    output: PathLike,
+    *,
+    verify: bool = True,
+    tolerance: float = 1e-4,
     input_shapes: InputShapeSpecs = (),
 ) -> dict:
     """Apply a saved plan, prove it against the masked original, and write the result atomically.
@@ -83,8 +96,15 @@ def prune_model(
 
 
 def score_model(
-    model_path: PathLike, calib: PathLike, *, criterion: str = DEFAULT_CRITERION, preprocessing: dict | None = None,
-    limit: int | None = None, batch_size: int = 64, seed: int = 0, provider: str = "auto",
+    model_path: PathLike,
+    calib: PathLike,
+    *,
+    criterion: str = DEFAULT_CRITERION,
+    preprocessing: dict | None = None,
+    limit: int | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    provider: str = "auto",
 ) -> dict:
     """Per prunable group, one score per channel (higher is more important), as plain data."""
     from edgeprune.calibration import load_calibration
@@ -97,19 +117,29 @@ def score_model(
         data = load_calibration(calib, model, limit=limit, seed=seed, **(preprocessing or {}))
         model = with_input_shapes(model, shapes_from_calibration(model, data))  # a dynamic size: the data's
     analysis = analyze(model)
-    scores, _ = measure_and_score(model, analysis, data, criterion, batch_size=batch_size, provider=provider,
-                                  seed=seed)
+    scores, _ = measure_and_score(model, analysis, data, criterion, batch_size=batch_size, provider=provider, seed=seed)
     return {
         "model_sha256": analysis.model_sha256,
         "criterion": criterion,
-        "groups": {gid: {"scores": s.scores.tolist(), "scored_by": s.fallback or s.criterion} for gid, s in scores.items()},
+        "groups": {
+            gid: {"scores": s.scores.tolist(), "scored_by": s.fallback or s.criterion} for gid, s in scores.items()
+        },
     }
 
 
 def finetune_model(
-    student_path: PathLike, teacher_path: PathLike, train_data: PathLike, output: PathLike, settings, *,
-    preprocessing: dict | None = None, limit: int | None = None, held_out: float = 0.1,
-    plan_path: PathLike | None = None, report_path: PathLike | None = None, progress=None,
+    student_path: PathLike,
+    teacher_path: PathLike,
+    train_data: PathLike,
+    output: PathLike,
+    settings,
+    *,
+    preprocessing: dict | None = None,
+    limit: int | None = None,
+    held_out: float = 0.1,
+    plan_path: PathLike | None = None,
+    report_path: PathLike | None = None,
+    progress=None,
 ):
     """Distil a pruned model from its original on ``train_data`` and write it (and the recovery report).
 
@@ -143,8 +173,10 @@ def finetune_model(
         validate_plan(plan, analysis)
         trained, report = distill_outcome(teacher, analysis, plan, student, train, held, settings, progress=progress)
     elif settings.feature_weight > 0:
-        raise InputError("--feature-weight needs --plan (the plan the student was pruned with), which maps its "
-                         "channels to the teacher's")
+        raise InputError(
+            "--feature-weight needs --plan (the plan the student was pruned with), which maps its "
+            "channels to the teacher's"
+        )
     else:
         trained, report = distill(student, teacher, train, held, settings, progress=progress)
     files = {Path(output): trained.serialized()}

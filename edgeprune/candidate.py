@@ -28,8 +28,9 @@ def prune_and_recover(job: Job, budget, progress=None, clock: StageClock | None 
     if settings.recovery.steps > 1:
         from edgeprune.progressive import prune_progressively
 
-        outcome, recovery = prune_progressively(job.model, job.analysis, selector, job.fit, job.held_out, job.train,
-                                                settings, progress, clock)
+        outcome, recovery = prune_progressively(
+            job.model, job.analysis, selector, job.fit, job.held_out, job.train, settings, progress, clock
+        )
         return Pruned(outcome, outcome.final, recovery)
     scores, scoring = scored or score_channels(job.model, job.analysis, job.fit, settings, progress, clock)
     outcome = cut(job.model, job.analysis, selector, scores, scoring, job.fit, job.held_out, settings, progress, clock)
@@ -37,8 +38,16 @@ def prune_and_recover(job: Job, budget, progress=None, clock: StageClock | None 
         return Pruned(outcome, outcome.final, None)
     from edgeprune.recovery import distill_outcome
 
-    final, trained = distill_outcome(job.model, job.analysis, outcome.plan, outcome.final, job.train, job.held_out,
-                                     settings.recovery.distill(settings.seed), progress=training_progress(progress))
+    final, trained = distill_outcome(
+        job.model,
+        job.analysis,
+        outcome.plan,
+        outcome.final,
+        job.train,
+        job.held_out,
+        settings.recovery.distill(settings.seed),
+        progress=training_progress(progress),
+    )
     clock.lap("recover")
     return Pruned(outcome, final, {"steps": [], "final": trained.to_dict()})
 
@@ -47,7 +56,6 @@ def judge(job: Job, candidate):
     """``candidate`` against the original on the held-out split, by the task's measures."""
     settings = job.settings
     task = None if settings.checks.task == "auto" else settings.checks.task
-    return compare(job.model, candidate, job.held_out, batch_size=settings.batch_size, provider=settings.provider,
-                   task=task)
-
-
+    return compare(
+        job.model, candidate, job.held_out, batch_size=settings.batch_size, provider=settings.provider, task=task
+    )

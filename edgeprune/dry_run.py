@@ -61,11 +61,26 @@ def dry_run(settings: OptimizeSettings) -> SearchProfile:
     else:
         wanted = f"goal: fastest within {settings.budget.goal_drop:g} points of held-out accuracy"
         reachable = full_ms > least_ms * 1.005
-        reason = ("plans down to the floors are predicted faster; which of them keeps the accuracy is judged on data"
-                  if reachable else "no plan is predicted faster on this device at these floors")
+        reason = (
+            "plans down to the floors are predicted faster; which of them keeps the accuracy is judged on data"
+            if reachable
+            else "no plan is predicted faster on this device at these floors"
+        )
     groups = [g for g in job.analysis.groups if g.producers]
     return SearchProfile(
-        model=str(settings.model), device=job.latency.profile.name, groups_prunable=len(job.analysis.prunable_groups),
-        groups_frozen=sum(not g.prunable for g in groups), alignment=job.alignment, floor=settings.budget.floor,
-        macs=int(widest.full.macs), params=int(widest.full.params), min_macs_fraction=macs, min_params_fraction=params,
-        latency_ms=full_ms, min_latency_ms=least_ms, budget=wanted, reachable=reachable, reason=reason)
+        model=str(settings.model),
+        device=job.latency.profile.name,
+        groups_prunable=len(job.analysis.prunable_groups),
+        groups_frozen=sum(not g.prunable for g in groups),
+        alignment=job.alignment,
+        floor=settings.budget.floor,
+        macs=int(widest.full.macs),
+        params=int(widest.full.params),
+        min_macs_fraction=macs,
+        min_params_fraction=params,
+        latency_ms=full_ms,
+        min_latency_ms=least_ms,
+        budget=wanted,
+        reachable=reachable,
+        reason=reason,
+    )

@@ -70,8 +70,13 @@ class Comparison:
     def to_dict(self) -> dict:
         # by hand rather than asdict(): a read-only mapping (MappingProxyType) of measures cannot be deep-copied
         row = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**row, "measures": dict(self.measures), "accuracy_drop": self.accuracy_drop,
-                "measure": self.measure, "drop_points": self.drop_points}
+        return {
+            **row,
+            "measures": dict(self.measures),
+            "accuracy_drop": self.accuracy_drop,
+            "measure": self.measure,
+            "drop_points": self.drop_points,
+        }
 
 
 def compare(

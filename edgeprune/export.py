@@ -59,8 +59,15 @@ def export_torch(
     :func:`export_torch_model`, then :func:`write_atomically`. Raises ``InputError`` if the module cannot be
     exported or written.
     """
-    model = export_torch_model(module, example_inputs, exporter=exporter, opset=opset, dynamic_batch=dynamic_batch,
-                               input_names=input_names, output_names=output_names)
+    model = export_torch_model(
+        module,
+        example_inputs,
+        exporter=exporter,
+        opset=opset,
+        dynamic_batch=dynamic_batch,
+        input_names=input_names,
+        output_names=output_names,
+    )
     target = Path(path)
     write_atomically(model, target)
     return target
@@ -171,8 +178,16 @@ def _export_legacy(
     buffer = io.BytesIO()
     with _quiet_exporters():
         torch.onnx.export(
-            module, inputs, buffer, dynamo=False, opset_version=opset, input_names=in_names,
-            output_names=out_names, dynamic_axes=axes, do_constant_folding=True, verbose=False,
+            module,
+            inputs,
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=in_names,
+            output_names=out_names,
+            dynamic_axes=axes,
+            do_constant_folding=True,
+            verbose=False,
         )
     return onnx.load_from_string(buffer.getvalue())
 
@@ -191,8 +206,16 @@ def _export_dynamo(
         # f=None: serialise the proto ourselves, so the exporter never writes external data files.
         with _quiet_exporters():
             program = torch.onnx.export(
-                module, inputs, None, dynamo=True, opset_version=opset, input_names=in_names,
-                output_names=out_names, dynamic_shapes=dynamic_shapes, external_data=False, verbose=False,
+                module,
+                inputs,
+                None,
+                dynamo=True,
+                opset_version=opset,
+                input_names=in_names,
+                output_names=out_names,
+                dynamic_shapes=dynamic_shapes,
+                external_data=False,
+                verbose=False,
             )
         return program.model_proto
 
@@ -206,7 +229,9 @@ def _export_dynamo(
         log.warning(
             "the dynamo exporter could not keep the batch dimension of %s dynamic (%s); "
             "exported it with a static batch of %d",
-            type(module).__name__, one_line_reason(exc), inputs[0].shape[0],
+            type(module).__name__,
+            one_line_reason(exc),
+            inputs[0].shape[0],
         )
         return model
     static = [v.name for v in [*model.graph.input, *model.graph.output] if not has_batch_dim(v)]
@@ -262,7 +287,9 @@ def _validate(model: onnx.ModelProto) -> None:
         ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         why = one_line_reason(exc)
-        raise InputError(f"could not export the torch module to ONNX: the exported model is invalid ({why}); {_HINT}") from exc
+        raise InputError(
+            f"could not export the torch module to ONNX: the exported model is invalid ({why}); {_HINT}"
+        ) from exc
 
 
 def write_atomically(model: onnx.ModelProto, target: Path) -> None:

@@ -98,8 +98,13 @@ def export_factory(
     checks = [(shape[0], example, expected)]
     if dynamic_batch:  # before exporting: a model that cannot run at another batch fails fast
         checks.append(_second_batch(torch, module, shape, seed))
-    model = export_torch_model(module, (example,), exporter=exporter, opset=opset,  # type: ignore[arg-type]
-                               dynamic_batch=dynamic_batch)
+    model = export_torch_model(
+        module,
+        (example,),
+        exporter=exporter,
+        opset=opset,  # type: ignore[arg-type]
+        dynamic_batch=dynamic_batch,
+    )
     dynamic = all(has_batch_dim(value) for value in model.graph.input)
     checks = checks if dynamic else checks[:1]  # the dynamo exporter may have fallen back to a static batch
     worst = 0.0
@@ -114,8 +119,7 @@ def export_factory(
     write_atomically(model, target)
     file_opset = default_opset(model) or opset
     log.info("exported %s with the %s exporter; max relative difference %.3g", spec, exporter, worst)
-    return ExportResult(target, exporter, file_opset, dynamic, shape, tuple(b for b, _, _ in checks), worst,
-                        tolerance)
+    return ExportResult(target, exporter, file_opset, dynamic, shape, tuple(b for b, _, _ in checks), worst, tolerance)
 
 
 def parse_input_shape(shape: str | Sequence[int]) -> tuple[int, ...]:
@@ -157,13 +161,17 @@ def load_factory_model(spec: str) -> torch.nn.Module:
         if isinstance(target, torch.nn.Module):
             return target
         if not callable(target):
-            raise InputError(f"{spec} is not callable (its type is {type(target).__name__}); name a function or "
-                             f"class that returns a torch.nn.Module, or an nn.Module instance")
+            raise InputError(
+                f"{spec} is not callable (its type is {type(target).__name__}); name a function or "
+                f"class that returns a torch.nn.Module, or an nn.Module instance"
+            )
         try:
             built = target()
         except Exception as exc:  # anything the user's code raises; Ctrl-C still stops the run
-            raise InputError(f"the factory {spec} raised {_describe(exc)}; it is called with no arguments and must "
-                             f"return a torch.nn.Module") from exc
+            raise InputError(
+                f"the factory {spec} raised {_describe(exc)}; it is called with no arguments and must "
+                f"return a torch.nn.Module"
+            ) from exc
     if not isinstance(built, torch.nn.Module):
         raise InputError(f"the factory {spec} returned a {type(built).__name__}, not a torch.nn.Module")
     return built
@@ -209,11 +217,14 @@ def _require_torch(exporter: str) -> Any:
     try:
         import torch
     except ImportError:
-        raise InputError("exporting needs torch, which is not installed; install it with "
-                         "`pip install 'edgeprune[torch]'`") from None
+        raise InputError(
+            "exporting needs torch, which is not installed; install it with `pip install 'edgeprune[torch]'`"
+        ) from None
     if exporter == "dynamo" and importlib.util.find_spec("onnxscript") is None:
-        raise InputError("the dynamo exporter needs onnxscript, which is not installed; install it with "
-                         "`pip install onnxscript`, or use the legacy exporter")
+        raise InputError(
+            "the dynamo exporter needs onnxscript, which is not installed; install it with "
+            "`pip install onnxscript`, or use the legacy exporter"
+        )
     return torch
 
 
@@ -254,12 +265,16 @@ def _max_rel_diff(model: onnx.ModelProto, inputs: np.ndarray, expected: list[np.
     try:
         got = session.run(None, {session.get_inputs()[0].name: inputs})
     except Exception as exc:  # e.g. a batch size baked into a Reshape by tracing
-        raise VerificationError(f"ONNX Runtime could not run the exported model at batch {batch} "
-                                f"({_describe(exc)}); nothing was written; {_RETRY}") from exc
+        raise VerificationError(
+            f"ONNX Runtime could not run the exported model at batch {batch} "
+            f"({_describe(exc)}); nothing was written; {_RETRY}"
+        ) from exc
     shapes = [tuple(a.shape) for a in got], [tuple(a.shape) for a in expected]
     if shapes[0] != shapes[1]:
-        raise VerificationError(f"the exported model's outputs have shapes {shapes[0]} at batch {batch} where "
-                                f"torch's have {shapes[1]}; nothing was written; {_RETRY}")
+        raise VerificationError(
+            f"the exported model's outputs have shapes {shapes[0]} at batch {batch} where "
+            f"torch's have {shapes[1]}; nothing was written; {_RETRY}"
+        )
     names = [str(i) for i in range(len(got))]
     return compare_outputs(dict(zip(names, expected)), dict(zip(names, got))).max_rel
 

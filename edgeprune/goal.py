@@ -34,8 +34,10 @@ def speedup_range(job: Job, scores) -> tuple[float, float]:
     fastest = selector.latency_ms(selector.floor_plan(scores))
     full = selector.full_latency_ms
     if not full or not fastest or fastest <= 0:
-        raise InputError("the goal mode needs a latency to search on, and this model has no layer the latency "
-                         "model can price; give a budget (--target-flops)")
+        raise InputError(
+            "the goal mode needs a latency to search on, and this model has no layer the latency "
+            "model can price; give a budget (--target-flops)"
+        )
     return full, full / fastest
 
 
@@ -48,9 +50,11 @@ def search_goal(job: Job, progress=None, clock: StageClock | None = None):
     flat = {gid: np.ones(s.scores.shape) for gid, s in scored[0].items()}
     _, most = speedup_range(job, flat)
     if most < SPEEDUP_RESOLUTION:
-        raise BudgetError(f"no plan is predicted faster on {settings.latency.device or 'host'}: at the floors "
-                          f"({settings.budget.floor:.0%} per group) the speed-up is {most:.3f}x; lower --floor or "
-                          "choose another --device")
+        raise BudgetError(
+            f"no plan is predicted faster on {settings.latency.device or 'host'}: at the floors "
+            f"({settings.budget.floor:.0%} per group) the speed-up is {most:.3f}x; lower --floor or "
+            "choose another --device"
+        )
     candidates: list[dict] = []
     best = None
 
@@ -60,18 +64,33 @@ def search_goal(job: Job, progress=None, clock: StageClock | None = None):
         candidate = prune_and_recover(job, budget, progress, clock, scored=scored)
         comparison = judge(job, candidate.final)
         if comparison.drop_points is None:
-            raise InputError("the goal mode needs a held-out measure: these outputs have none (only an output "
-                             "error); give --task, or a budget (--target-flops)")
+            raise InputError(
+                "the goal mode needs a held-out measure: these outputs have none (only an output "
+                "error); give --task, or a budget (--target-flops)"
+            )
         ok = comparison.drop_points <= limit + 1e-9
         selector = job.selector(budget)
         macs, params = selector.fractions(candidate.outcome.plan.kept)
         predicted = selector.full_latency_ms / selector.latency_ms(candidate.outcome.plan.kept)
-        candidates.append({"target_speedup": round(speedup, 4), "predicted_speedup": round(predicted, 4),
-                           "macs_fraction": round(macs, 4), "params_fraction": round(params, 4),
-                           "measure": comparison.measure, "drop_points": round(comparison.drop_points, 3),
-                           "met": ok})
-        logger.info("goal: %.3fx asked, %.3fx predicted, %s drop %.2f points: %s", speedup, predicted,
-                    comparison.measure, comparison.drop_points, "met" if ok else "not met")
+        candidates.append(
+            {
+                "target_speedup": round(speedup, 4),
+                "predicted_speedup": round(predicted, 4),
+                "macs_fraction": round(macs, 4),
+                "params_fraction": round(params, 4),
+                "measure": comparison.measure,
+                "drop_points": round(comparison.drop_points, 3),
+                "met": ok,
+            }
+        )
+        logger.info(
+            "goal: %.3fx asked, %.3fx predicted, %s drop %.2f points: %s",
+            speedup,
+            predicted,
+            comparison.measure,
+            comparison.drop_points,
+            "met" if ok else "not met",
+        )
         if ok and (best is None or predicted > best[1]):
             best = (candidate, predicted, len(candidates) - 1)
         return ok
@@ -93,7 +112,14 @@ def search_goal(job: Job, progress=None, clock: StageClock | None = None):
             f"no plan met the goal of at most {limit:g} points of held-out {smallest['measure']} lost: the smallest "
             f"cut tried ({smallest['predicted_speedup']:.3f}x predicted on {settings.latency.device or 'host'}) lost "
             f"{smallest['drop_points']:.2f}; nothing was written (allow more: --max-acc-drop, or recover with "
-            "--finetune-epochs)")
-    section = {"max_drop_points": limit, "measure": candidates[best[2]]["measure"], "judged_on": "held-out",
-               "speedup_range": [1.0, round(most, 4)], "candidates": candidates, "chosen": best[2]}
+            "--finetune-epochs)"
+        )
+    section = {
+        "max_drop_points": limit,
+        "measure": candidates[best[2]]["measure"],
+        "judged_on": "held-out",
+        "speedup_range": [1.0, round(most, 4)],
+        "candidates": candidates,
+        "chosen": best[2],
+    }
     return best[0], section

@@ -14,8 +14,9 @@ from edgeprune.settings import OptimizeSettings
 logger = logging.getLogger(__name__)
 
 MIN_CALIBRATION = 16  # enough for a few scoring batches and a held-out part that means something
-CALIBRATION_HELP = ("calibration data is a few hundred images (or arrays) like those the model sees in use; "
-                    "see calibration/README.md")
+CALIBRATION_HELP = (
+    "calibration data is a few hundred images (or arrays) like those the model sees in use; see calibration/README.md"
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,10 @@ def resolve(settings: OptimizeSettings) -> tuple[OptimizeSettings, list[str]]:
         raise InputError(f"--out {out} is not empty; give a new or empty folder, or --force to write into it")
     if not settings.budget.explicit:
         device = settings.latency.device or "host"
-        notes.append(f"no budget given: the fastest plan on {device} within {settings.budget.goal_drop:g} points of "
-                     "held-out accuracy (--max-acc-drop)")
+        notes.append(
+            f"no budget given: the fastest plan on {device} within {settings.budget.goal_drop:g} points of "
+            "held-out accuracy (--max-acc-drop)"
+        )
     return settings, notes
 
 
@@ -96,8 +99,14 @@ def load_job(settings: OptimizeSettings, with_data: bool = True) -> Job:
 
         check_trainable(model)
     alignment = settings.budget.align if settings.budget.align is not None else device.alignment
-    job = Job(settings, model, analysis, PlanCostModel(model, analysis), latency_model(settings.latency.device, model,
-              analysis), alignment)
+    job = Job(
+        settings,
+        model,
+        analysis,
+        PlanCostModel(model, analysis),
+        latency_model(settings.latency.device, model, analysis),
+        alignment,
+    )
     return with_data(job) if with_data else job
 
 

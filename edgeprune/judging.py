@@ -21,8 +21,13 @@ from edgeprune.errors import InputError
 TASKS = ("classify", "segment", "detect-map", "sequence", "regress")
 
 # the measure that guards and goals judge each task by (None: only the relative output error)
-HEADLINE = {"classify": "agreement", "segment": "miou", "detect-map": "iou", "sequence": "sequence-match",
-            "regress": None}
+HEADLINE = {
+    "classify": "agreement",
+    "segment": "miou",
+    "detect-map": "iou",
+    "sequence": "sequence-match",
+    "regress": None,
+}
 
 
 def fitting_tasks(shape: Sequence[object]) -> tuple[str, ...]:
@@ -76,8 +81,10 @@ def check_task_fits(task: str, output: str, shape: Sequence[object]) -> None:
     fits = fitting_tasks(shape)
     if task not in fits:
         dims = " x ".join(["N", *(str(d) if isinstance(d, int) else "?" for d in tuple(shape)[1:])])
-        raise InputError(f"task {task!r} does not fit the model's first output {output!r} of shape {dims}; "
-                         f"tasks that fit it: {', '.join(fits)}")
+        raise InputError(
+            f"task {task!r} does not fit the model's first output {output!r} of shape {dims}; "
+            f"tasks that fit it: {', '.join(fits)}"
+        )
 
 
 class ClassifyJudge:
@@ -142,8 +149,10 @@ class SegmentJudge:
             return {}
         union = self.count_original + self.count_pruned - self.inter
         present = union > 0
-        return {"pixel-agreement": self.agree / self.pixels,
-                "miou": float(np.mean(self.inter[present] / union[present]))}
+        return {
+            "pixel-agreement": self.agree / self.pixels,
+            "miou": float(np.mean(self.inter[present] / union[present])),
+        }
 
 
 class DetectMapJudge:
@@ -168,9 +177,11 @@ class DetectMapJudge:
         if not self.pixels:
             return {}
         wrong = self.fp + self.fn
-        return {"iou": self.tp / (self.tp + wrong) if self.tp + wrong else 1.0,
-                "f1": 2 * self.tp / (2 * self.tp + wrong) if self.tp + wrong else 1.0,
-                "pixel-agreement": 1.0 - wrong / self.pixels}
+        return {
+            "iou": self.tp / (self.tp + wrong) if self.tp + wrong else 1.0,
+            "f1": 2 * self.tp / (2 * self.tp + wrong) if self.tp + wrong else 1.0,
+            "pixel-agreement": 1.0 - wrong / self.pixels,
+        }
 
 
 class SequenceJudge:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -17,7 +17,12 @@ from edgeprune.job import Job, load_job, resolve, with_data
 from edgeprune.report import Report
 from edgeprune.settings import OptimizeSettings
 from edgeprune.stages import (  # noqa: F401  (prune_to_budget, score_channels, cut: part of this module's API)
-    Progress, PruneOutcome, StageClock, cut, prune_to_budget, score_channels,
+    Progress,
+    PruneOutcome,
+    StageClock,
+    cut,
+    prune_to_budget,
+    score_channels,
 )
 from edgeprune.surgery import PruningPlan
 
@@ -57,13 +62,17 @@ def optimize(settings: OptimizeSettings, progress: Progress | None = None) -> Op
         chosen, goal = search_goal(job, progress, clock)
     report = _report(job, chosen, goal, clock, timings)
     _guard_accuracy(settings, report.final_comparison)
+    from edgeprune.graph import read_model_proto, restore_dynamic_dims
     from edgeprune.surgery.index_map import kept_index_map
 
-    from edgeprune.graph import read_model_proto, restore_dynamic_dims
-
     shipped = restore_dynamic_dims(chosen.final, read_model_proto(settings.model))  # runs at every size again
-    return _write(settings.output.out, shipped, chosen.outcome.plan, report,
-                  kept_index_map(job.model, job.analysis, chosen.outcome.plan))
+    return _write(
+        settings.output.out,
+        shipped,
+        chosen.outcome.plan,
+        report,
+        kept_index_map(job.model, job.analysis, chosen.outcome.plan),
+    )
 
 
 def _report(job: Job, chosen: Pruned, goal: dict | None, clock: StageClock, timings: dict) -> Report:
@@ -78,10 +87,19 @@ def _report(job: Job, chosen: Pruned, goal: dict | None, clock: StageClock, timi
     data = job.calibration
     return Report(
         settings=settings.to_dict(),
-        model={"path": str(settings.model), "sha256": model.source_sha256, "normalisation": list(model.notes),
-               "input_shapes": input_shapes_of(model),
-               "calibration": {"images": data.count, "fit": job.fit.count, "held_out": job.held_out.count,
-                               "labels": data.labels is not None, "preprocessing": dict(data.preprocessing)}},
+        model={
+            "path": str(settings.model),
+            "sha256": model.source_sha256,
+            "normalisation": list(model.notes),
+            "input_shapes": input_shapes_of(model),
+            "calibration": {
+                "images": data.count,
+                "fit": job.fit.count,
+                "held_out": job.held_out.count,
+                "labels": data.labels is not None,
+                "preprocessing": dict(data.preprocessing),
+            },
+        },
         cost_before=model_cost(model).to_dict(),
         cost_after=model_cost(chosen.final).to_dict(),
         layers=_layers(job.analysis, outcome.plan, outcome.scores),
@@ -107,8 +125,9 @@ def _latency_report(settings: OptimizeSettings, latency, model, final, analysis,
     rounds = settings.latency.latency_rounds
     if rounds > 0:
         provider = "cpu" if settings.provider == "auto" and latency.profile.provider == "cpu" else settings.provider
-        host = measure_on_host(model.proto.SerializeToString(), final.proto.SerializeToString(), provider=provider,
-                               rounds=rounds)
+        host = measure_on_host(
+            model.proto.SerializeToString(), final.proto.SerializeToString(), provider=provider, rounds=rounds
+        )
     return latency_section(latency, analysis.keep_mask(plan.kept), host)
 
 
@@ -119,9 +138,16 @@ def _layers(analysis, plan: PruningPlan, scores) -> tuple[dict, ...]:
             continue
         kept = len(plan.kept.get(group.id, range(group.channels)))
         score = scores.get(group.id)
-        rows.append({"group": group.id, "channels": group.channels, "kept": kept, "prunable": group.prunable,
-                     "frozen": [str(r) for r in group.frozen],
-                     "scored_by": (score.fallback or score.criterion) if score else None})
+        rows.append(
+            {
+                "group": group.id,
+                "channels": group.channels,
+                "kept": kept,
+                "prunable": group.prunable,
+                "frozen": [str(r) for r in group.frozen],
+                "scored_by": (score.fallback or score.criterion) if score else None,
+            }
+        )
     return tuple(rows)
 
 
@@ -133,8 +159,10 @@ def _guard_accuracy(settings: OptimizeSettings, comparison: Mapping[str, object]
         return
     drop, measure = comparison.get("drop_points"), comparison.get("measure")
     if drop is None:
-        raise InputError("--max-acc-drop needs a held-out measure: these outputs have none (only an output error); "
-                         "give --task, or leave --max-acc-drop out")
+        raise InputError(
+            "--max-acc-drop needs a held-out measure: these outputs have none (only an output error); "
+            "give --task, or leave --max-acc-drop out"
+        )
     if drop > limit:
         raise BudgetError(
             f"held-out {measure} fell by {drop:.2f} points, more than --max-acc-drop {limit:g}; nothing was written "

@@ -14,7 +14,6 @@ from edgeprune.errors import InputError
 from edgeprune.settings_tree import setting
 from edgeprune.train.settings import TRAIN_DEVICES, DistillSettings
 
-
 _D = DistillSettings()  # the distillation defaults, which the recovery table's keys start from
 
 
@@ -28,15 +27,26 @@ class RecoverySettings:
 
     SECTION: ClassVar[str] = "Reconstruction and recovery"
 
-    finetune_epochs: float | None = setting(None, metavar="EPOCHS", help="Distil the pruned model from the "
-                                            "original for this many epochs of --train-data after reconstruction "
-                                            "(needs torch).")
-    finetune_time: float | None = setting(None, metavar="SECONDS", help="Distil for at most this many seconds "
-                                          "(alone or with --finetune-epochs).")
-    finetune_steps: int = setting(1, help="Reach the budget in this many cuts, reconstructing and distilling after "
-                                  "each (10x in 3 cuts keeps 46%, 22%, then 10% of the MACs).")
-    train_data: Path | None = setting(None, help="Data to distil on, in the formats of --calib and with its "
-                                      "preprocessing [default: the calibration data's fit split].")
+    finetune_epochs: float | None = setting(
+        None,
+        metavar="EPOCHS",
+        help="Distil the pruned model from the "
+        "original for this many epochs of --train-data after reconstruction "
+        "(needs torch).",
+    )
+    finetune_time: float | None = setting(
+        None, metavar="SECONDS", help="Distil for at most this many seconds (alone or with --finetune-epochs)."
+    )
+    finetune_steps: int = setting(
+        1,
+        help="Reach the budget in this many cuts, reconstructing and distilling after "
+        "each (10x in 3 cuts keeps 46%, 22%, then 10% of the MACs).",
+    )
+    train_data: Path | None = setting(
+        None,
+        help="Data to distil on, in the formats of --calib and with its "
+        "preprocessing [default: the calibration data's fit split].",
+    )
     finetune_lr: float = setting(_D.lr, help="Peak learning rate of the distillation.")
     train_device: str = setting(_D.train_device, choices=TRAIN_DEVICES, help="Where distillation trains.")
     optimizer: str = setting(_D.optimizer, cli=False)
@@ -78,12 +88,26 @@ class RecoverySettings:
         if epochs is None and self.finetune_time is None and self.optimizer_steps is None:
             epochs = 1.0
         return DistillSettings(
-            epochs=epochs, steps=self.optimizer_steps, time_budget=self.finetune_time, lr=self.finetune_lr,
-            optimizer=self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay, schedule=self.schedule,
-            batch_size=self.batch_size, clip_norm=self.clip_norm, batchnorm=self.batchnorm,
-            temperature=self.temperature, label_weight=self.label_weight, feature_weight=self.feature_weight,
-            augment=self.augment, shift=self.shift, evals_per_epoch=self.evals_per_epoch, seed=seed,
-            train_device=self.train_device)
+            epochs=epochs,
+            steps=self.optimizer_steps,
+            time_budget=self.finetune_time,
+            lr=self.finetune_lr,
+            optimizer=self.optimizer,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            schedule=self.schedule,
+            batch_size=self.batch_size,
+            clip_norm=self.clip_norm,
+            batchnorm=self.batchnorm,
+            temperature=self.temperature,
+            label_weight=self.label_weight,
+            feature_weight=self.feature_weight,
+            augment=self.augment,
+            shift=self.shift,
+            evals_per_epoch=self.evals_per_epoch,
+            seed=seed,
+            train_device=self.train_device,
+        )
 
 
 def distill_outcome(model, analysis, plan, student, train, held_out, settings: DistillSettings, progress=None):
@@ -109,8 +133,9 @@ def step_budget(budget, step: int, steps: int, original: Costs, current: Costs):
         speedup = max(1.0, current.latency_ms / target)
     if budget.latency_ms is not None:
         latency_ms = original.latency_ms * (budget.latency_ms / original.latency_ms) ** share
-    return replace(budget, macs=macs, params=params, speedup=speedup, latency_ms=latency_ms,
-                   floor=budget.floor ** (1.0 / steps))
+    return replace(
+        budget, macs=macs, params=params, speedup=speedup, latency_ms=latency_ms, floor=budget.floor ** (1.0 / steps)
+    )
 
 
 @dataclass(frozen=True)

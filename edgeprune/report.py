@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,14 @@ def environment() -> dict[str, str]:
 
     from edgeprune import __version__
 
-    return {"edgeprune": __version__, "python": platform.python_version(), "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__, "machine": platform.machine()}
+    return {
+        "edgeprune": __version__,
+        "python": platform.python_version(),
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": numpy.__version__,
+        "machine": platform.machine(),
+    }
 
 
 def _plain(value):

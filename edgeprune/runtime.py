@@ -39,7 +39,7 @@ def tensorrt_works() -> bool:
     return provider_works("TensorrtExecutionProvider")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def provider_works(name: str) -> bool:
     """A tiny session on provider ``name`` (CUDA behind it, then CPU): does ``name`` stay first?"""
     import onnx
@@ -50,7 +50,8 @@ def provider_works(name: str) -> bool:
         return False
     node = helper.make_node("Relu", ["x"], ["y"])
     graph = helper.make_graph(
-        [node], "probe",
+        [node],
+        "probe",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
@@ -69,7 +70,7 @@ def provider_works(name: str) -> bool:
 
 def _chain(name: str) -> list[str]:
     order = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    return order[order.index(name):]
+    return order[order.index(name) :]
 
 
 def resolve_providers(provider: str = "cpu") -> list[str]:
@@ -92,13 +93,18 @@ def resolve_providers(provider: str = "cpu") -> list[str]:
     raise InputError(f"unknown provider '{provider}'; choose one of auto, cpu, cuda, tensorrt")
 
 
-def create_session(model_bytes: bytes, provider: str = "cpu", threads: int | None = None,
-                   disabled_optimizers: Sequence[str] = ()):
+def create_session(
+    model_bytes: bytes, provider: str = "cpu", threads: int | None = None, disabled_optimizers: Sequence[str] = ()
+):
     """A session on the provider; ``disabled_optimizers`` names ONNX Runtime graph rewrites to leave out."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(model_bytes, _session_options(threads), providers=resolve_providers(provider),
-                                disabled_optimizers=list(disabled_optimizers) or None)
+    return ort.InferenceSession(
+        model_bytes,
+        _session_options(threads),
+        providers=resolve_providers(provider),
+        disabled_optimizers=list(disabled_optimizers) or None,
+    )
 
 
 def run(session, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> list[np.ndarray]:

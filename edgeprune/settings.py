@@ -74,33 +74,60 @@ class BudgetSettings:
 
     SECTION: ClassVar[str] = "Goal and budget"
 
-    target_flops: float | None = setting(None, parse=lambda t: parse_fraction(t, "the value"), metavar="R",
-                                         help="FLOPs (MACs) to keep: a fraction (0.2) or a reduction (5x).")
-    target_params: float | None = setting(None, parse=lambda t: parse_fraction(t, "the value"), metavar="R",
-                                          help="Parameters to keep: a fraction (0.5) or a reduction (2x).")
-    target_latency: float | None = setting(None, parse=lambda t: parse_latency(t, "the value"), metavar="TIME",
-                                           help="Predicted latency on --device at most this: 5ms, 500us (stored in ms).")
-    target_speedup: float | None = setting(None, parse=lambda t: parse_speedup(t, "the value"), metavar="FACTOR",
-                                           help="Predicted speed-up on --device at least this: 2x.")
-    max_acc_drop: float | None = setting(None, metavar="POINTS",
-                                         help="Held-out accuracy points (top-1 agreement with the original without "
-                                         "labels) the result may lose. Without a target: the goal, the fastest plan "
-                                         f"on --device within it [default: {DEFAULT_GOAL_DROP:g}]. With one: a guard "
-                                         "(exit 1, nothing written).")
+    target_flops: float | None = setting(
+        None,
+        parse=lambda t: parse_fraction(t, "the value"),
+        metavar="R",
+        help="FLOPs (MACs) to keep: a fraction (0.2) or a reduction (5x).",
+    )
+    target_params: float | None = setting(
+        None,
+        parse=lambda t: parse_fraction(t, "the value"),
+        metavar="R",
+        help="Parameters to keep: a fraction (0.5) or a reduction (2x).",
+    )
+    target_latency: float | None = setting(
+        None,
+        parse=lambda t: parse_latency(t, "the value"),
+        metavar="TIME",
+        help="Predicted latency on --device at most this: 5ms, 500us (stored in ms).",
+    )
+    target_speedup: float | None = setting(
+        None,
+        parse=lambda t: parse_speedup(t, "the value"),
+        metavar="FACTOR",
+        help="Predicted speed-up on --device at least this: 2x.",
+    )
+    max_acc_drop: float | None = setting(
+        None,
+        metavar="POINTS",
+        help="Held-out accuracy points (top-1 agreement with the original without "
+        "labels) the result may lose. Without a target: the goal, the fastest plan "
+        f"on --device within it [default: {DEFAULT_GOAL_DROP:g}]. With one: a guard "
+        "(exit 1, nothing written).",
+    )
     floor: float = setting(0.25, help="Keep at least this fraction of every group.")
-    align: int | None = setting(None, help="Kept channel counts are multiples of this [default: the --device's "
-                                "alignment; host's, 8, without one]. --align 1 leaves them free.")
+    align: int | None = setting(
+        None,
+        help="Kept channel counts are multiples of this [default: the --device's "
+        "alignment; host's, 8, without one]. --align 1 leaves them free.",
+    )
 
     def __post_init__(self) -> None:
         if self.max_acc_drop is not None and not self.max_acc_drop >= 0.0:
-            raise InputError(f"max-acc-drop is the most accuracy points the run may lose: zero or positive, "
-                             f"got {self.max_acc_drop}")
+            raise InputError(
+                f"max-acc-drop is the most accuracy points the run may lose: zero or positive, got {self.max_acc_drop}"
+            )
         if not 0.0 <= self.floor <= 1.0:
             raise InputError(f"floor must be a fraction in [0, 1], got {self.floor}")
         if self.align is not None and self.align < 1:
             raise InputError(f"align must be a positive channel count, got {self.align}")
-        for key, check in (("target_flops", lambda v: 0 < v <= 1), ("target_params", lambda v: 0 < v <= 1),
-                           ("target_latency", lambda v: v > 0), ("target_speedup", lambda v: v >= 1)):
+        for key, check in (
+            ("target_flops", lambda v: 0 < v <= 1),
+            ("target_params", lambda v: 0 < v <= 1),
+            ("target_latency", lambda v: v > 0),
+            ("target_speedup", lambda v: v >= 1),
+        ):
             value = getattr(self, key)
             if value is not None and not check(value):
                 raise InputError(f"{key.replace('_', '-')} is out of range: {value}")
@@ -108,8 +135,9 @@ class BudgetSettings:
     @property
     def explicit(self) -> bool:
         """True when a target is given; False: the goal mode."""
-        return any(v is not None for v in (self.target_flops, self.target_params, self.target_latency,
-                                           self.target_speedup))
+        return any(
+            v is not None for v in (self.target_flops, self.target_params, self.target_latency, self.target_speedup)
+        )
 
     @property
     def goal_drop(self) -> float:
@@ -117,8 +145,12 @@ class BudgetSettings:
 
     def budget(self, alignment: int, **targets: float | None) -> Budget:
         """The `Budget` of these targets (or of ``targets``, which the goal search passes)."""
-        chosen = targets or {"macs": self.target_flops, "params": self.target_params,
-                             "latency_ms": self.target_latency, "speedup": self.target_speedup}
+        chosen = targets or {
+            "macs": self.target_flops,
+            "params": self.target_params,
+            "latency_ms": self.target_latency,
+            "speedup": self.target_speedup,
+        }
         return Budget(floor=self.floor, alignment=alignment, **chosen)
 
 
@@ -126,12 +158,18 @@ class BudgetSettings:
 class SelectionSettings:
     SECTION: ClassVar[str] = "Strategy"
 
-    strategy: str = setting("mi", choices=_strategies,
-                            help="mi: global ranking by the criterion; uniform: the same ratio in every layer; rl: "
-                            "the RL agent; semiotic: greedy, where the superization curve changes least.")
-    normalise: str = setting("mean", choices=("mean", "max", "none"),
-                             help="How the mi strategy puts each group's scores on one scale: by the group's "
-                             "mean, by its best channel, or raw.")
+    strategy: str = setting(
+        "mi",
+        choices=_strategies,
+        help="mi: global ranking by the criterion; uniform: the same ratio in every layer; rl: "
+        "the RL agent; semiotic: greedy, where the superization curve changes least.",
+    )
+    normalise: str = setting(
+        "mean",
+        choices=("mean", "max", "none"),
+        help="How the mi strategy puts each group's scores on one scale: by the group's "
+        "mean, by its best channel, or raw.",
+    )
     rl: SearchSettings = setting(default_factory=SearchSettings)
     semiotic: SemioticSettings = setting(default_factory=SemioticSettings)
 
@@ -140,9 +178,12 @@ class SelectionSettings:
 class ScoringSettings:
     SECTION: ClassVar[str] = "Strategy"
 
-    criterion: str = setting("refit-error", choices=_criteria,
-                             help="refit-error (what the least-squares reconstruction loses without the channel), "
-                             "aura-mi, aura-mi-label, entropy, hist-mi, l1, activation, random.")
+    criterion: str = setting(
+        "refit-error",
+        choices=_criteria,
+        help="refit-error (what the least-squares reconstruction loses without the channel), "
+        "aura-mi, aura-mi-label, entropy, hist-mi, l1, activation, random.",
+    )
     levels: int | None = setting(None, help="Grey levels of the entropy criteria [default: 8, fewer for small maps].")
 
     def __post_init__(self) -> None:
@@ -154,12 +195,17 @@ class ScoringSettings:
 class ReconstructionSettings:
     SECTION: ClassVar[str] = "Reconstruction and recovery"
 
-    reconstruct: bool = setting(True, help="Refit the layers after pruned channels by least squares on "
-                                "calibration activations.")
-    samples_per_image: int = setting(16, help="Output positions per calibration image in the least-squares rows "
-                                     "of conv layers (reconstruction and refit-error).")
-    ridge: float = setting(1e-3, help="Ridge penalty of those least-squares fits, relative to the mean energy of "
-                           "their inputs.")
+    reconstruct: bool = setting(
+        True, help="Refit the layers after pruned channels by least squares on calibration activations."
+    )
+    samples_per_image: int = setting(
+        16,
+        help="Output positions per calibration image in the least-squares rows "
+        "of conv layers (reconstruction and refit-error).",
+    )
+    ridge: float = setting(
+        1e-3, help="Ridge penalty of those least-squares fits, relative to the mean energy of their inputs."
+    )
 
     def __post_init__(self) -> None:
         if self.samples_per_image < 1:
@@ -172,10 +218,14 @@ class ReconstructionSettings:
 class CheckSettings:
     SECTION: ClassVar[str] = "Output"
 
-    tolerance: float = setting(1e-4, help="Largest relative output difference the proof allows against the "
-                               "masked original.")
-    task: str = setting("auto", choices=("auto", "classify", "segment", "detect-map", "sequence", "regress"),
-                        help="What the outputs are, for the held-out judgement [default: recognised from them].")
+    tolerance: float = setting(
+        1e-4, help="Largest relative output difference the proof allows against the masked original."
+    )
+    task: str = setting(
+        "auto",
+        choices=("auto", "classify", "segment", "detect-map", "sequence", "regress"),
+        help="What the outputs are, for the held-out judgement [default: recognised from them].",
+    )
 
     def __post_init__(self) -> None:
         if not self.tolerance > 0:
@@ -186,10 +236,12 @@ class CheckSettings:
 class LatencySettings:
     SECTION: ClassVar[str] = "Device and latency"
 
-    device: str | None = setting(None, help="Target device: a name or alias (`edgeprune devices`) or a profile "
-                                 ".toml [default: host].")
-    latency_rounds: int = setting(20, help="Interleaved runs of the original and the pruned model timed on this "
-                                  "machine (0: do not measure).")
+    device: str | None = setting(
+        None, help="Target device: a name or alias (`edgeprune devices`) or a profile .toml [default: host]."
+    )
+    latency_rounds: int = setting(
+        20, help="Interleaved runs of the original and the pruned model timed on this machine (0: do not measure)."
+    )
 
     def __post_init__(self) -> None:
         if self.latency_rounds < 0:
@@ -200,8 +252,9 @@ class LatencySettings:
 class OutputSettings:
     SECTION: ClassVar[str] = "Output"
 
-    out: Path | None = setting(None, help="Folder for model.pruned.onnx, plan.json, report.json "
-                               "[default: ./<model stem>.edgeprune/].")
+    out: Path | None = setting(
+        None, help="Folder for model.pruned.onnx, plan.json, report.json [default: ./<model stem>.edgeprune/]."
+    )
     force: bool = setting(False, help="Write into --out even when it is not empty.")
 
 
@@ -237,17 +290,19 @@ class OptimizeSettings:
         return {"version": SETTINGS_VERSION, **to_dict(self)}
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "settings") -> "OptimizeSettings":
+    def from_dict(cls, data: Any, source: str = "settings") -> OptimizeSettings:
         if isinstance(data, dict) and "version" in data:
             data = dict(data)
             version = data.pop("version")
             if version != SETTINGS_VERSION:
-                raise InputError(f"{source}: settings version {version!r} is not this edgeprune's "
-                                 f"({SETTINGS_VERSION}); write the settings again with --save-config")
+                raise InputError(
+                    f"{source}: settings version {version!r} is not this edgeprune's "
+                    f"({SETTINGS_VERSION}); write the settings again with --save-config"
+                )
         return from_dict(cls, data, source)
 
     @classmethod
-    def from_file(cls, path: Path) -> "OptimizeSettings":
+    def from_file(cls, path: Path) -> OptimizeSettings:
         """A TOML file (an ``[optimize]`` table or the tree at top level) or a report.json's settings."""
         return cls.from_dict(read_settings_file(path).settings, str(path))
 
@@ -263,9 +318,8 @@ class OptimizeSettings:
             raise InputError(f"cannot write {path}: the folder {path.parent} does not exist")
         write_text_atomic(path, self.to_toml())
 
-    def with_model(self, model: Path) -> "OptimizeSettings":
+    def with_model(self, model: Path) -> OptimizeSettings:
         return replace(self, model=Path(model))
-
 
 
 @dataclass(frozen=True)
@@ -306,8 +360,9 @@ def read_settings_file(path: Path) -> SettingsFile:
     return SettingsFile(section)
 
 
-def load_settings(model: Path | None = None, config: Path | None = None,
-                  overrides: dict[str, Any] | None = None) -> OptimizeSettings:
+def load_settings(
+    model: Path | None = None, config: Path | None = None, overrides: dict[str, Any] | None = None
+) -> OptimizeSettings:
     """The settings of one run: the defaults, then ``config`` (a TOML file or a report.json to replay),
     then ``overrides`` (the command line's, nested by table), then ``model``. Replaying a report with
     another model than the one it was written for is refused."""
@@ -327,8 +382,10 @@ def load_settings(model: Path | None = None, config: Path | None = None,
         from edgeprune.graph.io import sha256_file
 
         if sha256_file(settings.model) != sha:
-            raise InputError(f"{config} was written for another model (sha256 {sha[:12]}...) than {settings.model}; "
-                             "give that model, or settings from a TOML file")
+            raise InputError(
+                f"{config} was written for another model (sha256 {sha[:12]}...) than {settings.model}; "
+                "give that model, or settings from a TOML file"
+            )
     return settings
 
 
@@ -336,5 +393,6 @@ def reference_markdown() -> str:
     """docs/settings.md: every table and key of `OptimizeSettings` with its default, option and meaning."""
     from edgeprune.settings_tree import reference
 
-    return reference(OptimizeSettings, "Settings of `edgeprune optimize`",
-                     {"selection.rl": "--rl-set", "recovery": "--finetune-set"})
+    return reference(
+        OptimizeSettings, "Settings of `edgeprune optimize`", {"selection.rl": "--rl-set", "recovery": "--finetune-set"}
+    )

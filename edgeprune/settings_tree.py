@@ -23,10 +23,17 @@ NONE_WORDS = ("none", "off", "null")
 COMMAND_LINE = "the command line"  # the source of settings given as flags: errors name the flag alone
 
 
-def setting(default: Any = dataclasses.MISSING, *, help: str = "", flag: str | None = None,
-            choices: Callable[[], tuple[str, ...]] | tuple[str, ...] | None = None,
-            parse: Callable[[str], Any] | None = None, metavar: str | None = None, cli: bool = True,
-            default_factory: Any = dataclasses.MISSING) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str = "",
+    flag: str | None = None,
+    choices: Callable[[], tuple[str, ...]] | tuple[str, ...] | None = None,
+    parse: Callable[[str], Any] | None = None,
+    metavar: str | None = None,
+    cli: bool = True,
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
     """A field of a settings tree. ``flag``: the option's name when it is not ``--<key>``; ``cli=False``: no
     option of its own (set through a ``--*-set KEY=VALUE`` option or the file). ``parse`` turns a string
     (from a flag or a file) into the value, for values with units (``5x``, ``5ms``). ``choices`` may be a
@@ -83,8 +90,9 @@ def from_dict(cls: type, data: Any, source: str, where: str = "") -> Any:
     unknown = sorted(str(k) for k in data if str(k).replace("_", "-") not in fields)
     if unknown:
         place = f" in [{where}]" if where else ""
-        raise InputError(f"{source}: unknown setting '{_join(where, unknown[0])}'{place}; allowed: "
-                         f"{', '.join(sorted(fields))}")
+        raise InputError(
+            f"{source}: unknown setting '{_join(where, unknown[0])}'{place}; allowed: {', '.join(sorted(fields))}"
+        )
     hints = field_types(cls)
     values: dict[str, Any] = {}
     for raw_key, raw in data.items():
@@ -178,13 +186,20 @@ def _unwrap(kind: Any) -> tuple[bool, Any]:
 def _describe(base: Any) -> str:
     if typing.get_origin(base) is tuple:
         return "comma-separated numbers"
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
-            Path: "a path"}.get(base, str(base))
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string", Path: "a path"}.get(
+        base, str(base)
+    )
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a table",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _join(where: str, key: str) -> str:
@@ -272,7 +287,13 @@ def _reference(cls: type, defaults: Any, where: str, lines: list[str], set_optio
         option = f"`{flag}`" if has_flag else f"`{setter} {key_of(field)}=...`" if setter else "file only"
         rows.append(f"| `{key_of(field)}` | `{shown}` | {option} | {text} |")
     if rows:
-        lines += [f"## [{where}]" if where else "## top level", "", "| key | default | option | meaning |",
-                  "|---|---|---|---|", *rows, ""]
+        lines += [
+            f"## [{where}]" if where else "## top level",
+            "",
+            "| key | default | option | meaning |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+        ]
     for field, value in tables:
         _reference(hints[field.name], value, _join(where, key_of(field)), lines, set_options)

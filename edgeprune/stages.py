@@ -32,8 +32,16 @@ class PruneOutcome:
     refit: object | None  # ReconstructionReport
 
 
-def prune_to_budget(model, analysis, selector: Selector, fit, held_out, settings,
-                    progress: Progress | None = None, clock: StageClock | None = None) -> PruneOutcome:
+def prune_to_budget(
+    model,
+    analysis,
+    selector: Selector,
+    fit,
+    held_out,
+    settings,
+    progress: Progress | None = None,
+    clock: StageClock | None = None,
+) -> PruneOutcome:
     """Score, select, cut, prove, and (optionally) reconstruct: the part of `optimize` benchmarks reuse.
     ``settings``: the run's `OptimizeSettings`."""
     clock = clock or StageClock({})
@@ -41,35 +49,74 @@ def prune_to_budget(model, analysis, selector: Selector, fit, held_out, settings
     return cut(model, analysis, selector, scores, scoring, fit, held_out, settings, progress, clock)
 
 
-def cut(model, analysis, selector: Selector, scores, scoring, fit, held_out, settings,
-        progress: Progress | None = None, clock: StageClock | None = None) -> PruneOutcome:
+def cut(
+    model,
+    analysis,
+    selector: Selector,
+    scores,
+    scoring,
+    fit,
+    held_out,
+    settings,
+    progress: Progress | None = None,
+    clock: StageClock | None = None,
+) -> PruneOutcome:
     """Select to ``selector``'s budget from scores already measured, cut, prove, reconstruct."""
     clock = clock or StageClock({})
     chosen = settings.selection.strategy
-    context = SelectionContext(model, analysis, selector, {gid: s.scores for gid, s in scores.items()}, fit=fit,
-                               settings=settings_for(chosen, settings.selection), seed=settings.seed,
-                               batch_size=settings.batch_size, provider=settings.provider, progress=progress)
+    context = SelectionContext(
+        model,
+        analysis,
+        selector,
+        {gid: s.scores for gid, s in scores.items()},
+        fit=fit,
+        settings=settings_for(chosen, settings.selection),
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        provider=settings.provider,
+        progress=progress,
+    )
     kept = strategy(chosen)(context)
     rebuild = settings.reconstruction
     plan = PruningPlan(
-        model_sha256=analysis.model_sha256, kept=MappingProxyType(kept), strategy=chosen,
-        criterion=settings.scoring.criterion, seed=settings.seed,
+        model_sha256=analysis.model_sha256,
+        kept=MappingProxyType(kept),
+        strategy=chosen,
+        criterion=settings.scoring.criterion,
+        seed=settings.seed,
         settings=MappingProxyType({"budget": selector.budget.to_dict(), "reconstruct": rebuild.reconstruct}),
     )
     clock.lap("select")
     pruned = apply_plan(model, analysis, plan)
-    proof = verify(model, analysis, plan, pruned, feeds=next(iter(held_out.batches(settings.batch_size))).inputs,
-                   tolerance=settings.checks.tolerance)
+    proof = verify(
+        model,
+        analysis,
+        plan,
+        pruned,
+        feeds=next(iter(held_out.batches(settings.batch_size))).inputs,
+        tolerance=settings.checks.tolerance,
+    )
     if not proof.passed:
-        raise VerificationError(f"the pruned model differs from the masked original by {proof.max_rel:.2e}; nothing was written")
+        raise VerificationError(
+            f"the pruned model differs from the masked original by {proof.max_rel:.2e}; nothing was written"
+        )
     clock.lap("surgery")
     final, refit = pruned, None
     if rebuild.reconstruct:
         from edgeprune.reconstruct import reconstruct
 
-        final, refit = reconstruct(model, pruned, analysis, plan, fit, samples_per_image=rebuild.samples_per_image,
-                                   ridge=rebuild.ridge, batch_size=settings.batch_size, provider=settings.provider,
-                                   seed=settings.seed)
+        final, refit = reconstruct(
+            model,
+            pruned,
+            analysis,
+            plan,
+            fit,
+            samples_per_image=rebuild.samples_per_image,
+            ridge=rebuild.ridge,
+            batch_size=settings.batch_size,
+            provider=settings.provider,
+            seed=settings.seed,
+        )
         clock.lap("reconstruct")
     return PruneOutcome(plan, pruned, final, proof, scores, scoring, refit)
 
@@ -99,10 +146,20 @@ def score_channels(model, analysis, fit, settings, progress=None, clock: StageCl
 
     clock = clock or StageClock({})
     rebuild = settings.reconstruction
-    scores, info = measure_and_score(model, analysis, fit, settings.scoring.criterion, batch_size=settings.batch_size,
-                                     provider=settings.provider, levels=settings.scoring.levels, seed=settings.seed,
-                                     samples_per_image=rebuild.samples_per_image, ridge=rebuild.ridge,
-                                     progress=progress, lap=clock.lap)
+    scores, info = measure_and_score(
+        model,
+        analysis,
+        fit,
+        settings.scoring.criterion,
+        batch_size=settings.batch_size,
+        provider=settings.provider,
+        levels=settings.scoring.levels,
+        seed=settings.seed,
+        samples_per_image=rebuild.samples_per_image,
+        ridge=rebuild.ridge,
+        progress=progress,
+        lap=clock.lap,
+    )
     clock.lap("score")
     return scores, info
 

@@ -89,9 +89,7 @@ def _build(ctx: AnalysisContext, sha256: str) -> ChannelAnalysis:
     for pos in range(len(group_roots)):
         members = np.flatnonzero(class_group == pos)
         class_index[members] = np.arange(len(members))
-    tensors = {
-        name: TensorChannels(track.axis, class_of_id[track.ids]) for name, track in ctx.tracks.items()
-    }
+    tensors = {name: TensorChannels(track.axis, class_of_id[track.ids]) for name, track in ctx.tracks.items()}
     groups = _describe_groups(ctx, group_roots, class_group, class_index, class_of_id, tensors)
     by_id = MappingProxyType({group.id: pos for pos, group in enumerate(groups)})
     members = [np.zeros(g.channels, dtype=np.int64) for g in groups]
@@ -125,7 +123,9 @@ def _describe_groups(ctx, group_roots, class_group, class_index, class_of_id, te
         width = int((class_group == pos).sum())
         if len(touched) > 1:
             for other in touched:
-                frozen[other][FrozenReason(node, "Conv", "grouped conv reads channels of several groups at once")] = None
+                frozen[other][FrozenReason(node, "Conv", "grouped conv reads channels of several groups at once")] = (
+                    None
+                )
         elif len(local) != width or not np.array_equal(local, np.arange(width)):
             frozen[pos][FrozenReason(node, "Conv", "grouped conv reads this group's channels out of order")] = None
         multiple[pos] = math.lcm(multiple[pos], divisions)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -99,7 +99,7 @@ class ChannelAnalysis:
     def prunable_groups(self) -> tuple[ChannelGroup, ...]:
         return tuple(g for g in self.groups if g.prunable)
 
-    def keep_mask(self, kept: Mapping[str, "np.ndarray | tuple[int, ...]"]) -> np.ndarray:
+    def keep_mask(self, kept: Mapping[str, np.ndarray | tuple[int, ...]]) -> np.ndarray:
         """One bool per global class: False for the channels a plan removes."""
         keep = np.ones(len(self.class_group), dtype=bool)
         for group_id, indices in kept.items():

@@ -37,8 +37,10 @@ class ArrayReader:
 
     def read(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         # always a copy: a batch never aliases the memory map or the stored arrays, so callers may write to it
-        return {name: np.array(_rows_of(array, rows), dtype=self.dtypes[name], order="C", copy=True)
-                for name, array in self.arrays.items()}
+        return {
+            name: np.array(_rows_of(array, rows), dtype=self.dtypes[name], order="C", copy=True)
+            for name, array in self.arrays.items()
+        }
 
     def describe(self, row: int) -> str:
         return f"sample {row}"

@@ -50,8 +50,16 @@ def load_calibration(
         options = dict(resize=resize, crop=crop, color=color, scale=scale, mean=mean, std=std, layout=layout)
         calibration = _from_folder(source, model, preset, options, seed)
     elif source.suffix.lower() in (".npz", ".npy"):
-        given = {"preset": preset, "resize": resize, "crop": crop, "color": color, "scale": scale,
-                 "mean": mean, "std": std, "layout": None if layout == "nchw" else layout}
+        given = {
+            "preset": preset,
+            "resize": resize,
+            "crop": crop,
+            "color": color,
+            "scale": scale,
+            "mean": mean,
+            "std": std,
+            "layout": None if layout == "nchw" else layout,
+        }
         used = [f"--{name}" for name, value in given.items() if value is not None]
         if used:
             raise InputError(
@@ -67,7 +75,10 @@ def load_calibration(
         calibration = calibration.take(int(limit), seed)
         calibration = _with_note(calibration, limit=int(limit))
     logger.info(
-        "calibration data: %d %s from %s%s", calibration.count, calibration.noun, source,
+        "calibration data: %d %s from %s%s",
+        calibration.count,
+        calibration.noun,
+        source,
         f" in {len(calibration.class_names)} classes" if calibration.class_names else "",
     )
     return calibration

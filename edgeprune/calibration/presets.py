@@ -7,9 +7,10 @@ wrong. So the numbers live in one table, are tested, and are echoed in every rep
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 from edgeprune.errors import InputError
 
@@ -42,15 +43,33 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         p.name: p
         for p in (
             Preset(
-                "imagenet", "rgb", 256, 224, 1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                "imagenet",
+                "rgb",
+                256,
+                224,
+                1 / 255,
+                (0.485, 0.456, 0.406),
+                (0.229, 0.224, 0.225),
                 "torchvision ImageNet evaluation: shorter side 256, centre crop 224, RGB normalised",
             ),
             Preset(
-                "cifar10", "rgb", 32, 32, 1 / 255, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                "cifar10",
+                "rgb",
+                32,
+                32,
+                1 / 255,
+                (0.4914, 0.4822, 0.4465),
+                (0.2470, 0.2435, 0.2616),
                 "CIFAR-10: 32x32 RGB, per-channel mean/std of the training set",
             ),
             Preset(
-                "fashion-mnist", "grey", 28, 28, 1 / 255, (0.2860,), (0.3530,),
+                "fashion-mnist",
+                "grey",
+                28,
+                28,
+                1 / 255,
+                (0.2860,),
+                (0.3530,),
                 "Fashion-MNIST: 28x28 greyscale, mean/std of the training set",
             ),
             Preset("raw", None, None, None, 1 / 255, None, None, "pixels scaled to [0, 1], nothing else"),

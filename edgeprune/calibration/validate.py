@@ -18,7 +18,6 @@ from edgeprune.calibration.presets import COLORS, LAYOUTS, ImageSettings
 from edgeprune.errors import InputError
 from edgeprune.graph import ModelGraph
 
-
 #: Optional per-sample arrays a .npz may hold beside the inputs: class labels, and each sample's index in
 #: the data set it was drawn from (kept for provenance, never fed to the model).
 PER_SAMPLE_KEYS: tuple[str, ...] = ("labels", "indices")

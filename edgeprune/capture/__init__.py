@@ -4,5 +4,12 @@ from edgeprune.capture.points import CapturePoint, capture_points
 from edgeprune.capture.session import ActivationRunner, with_outputs
 from edgeprune.capture.stats import ActivationStats, PointStats, capture_stats
 
-__all__ = ["ActivationRunner", "ActivationStats", "CapturePoint", "PointStats", "capture_points", "capture_stats",
-           "with_outputs"]
+__all__ = [
+    "ActivationRunner",
+    "ActivationStats",
+    "CapturePoint",
+    "PointStats",
+    "capture_points",
+    "capture_stats",
+    "with_outputs",
+]

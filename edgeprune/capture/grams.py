@@ -59,7 +59,7 @@ class ConsumerGram:
     FLUSH_ROWS = 1024
 
     @classmethod
-    def empty(cls, consumer: LinearConsumer) -> "ConsumerGram":
+    def empty(cls, consumer: LinearConsumer) -> ConsumerGram:
         d = len(consumer.columns)
         return cls(consumer, np.zeros((d, d)), np.zeros(d))
 
@@ -117,8 +117,9 @@ def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Line
         if node.input[0] != tensor or weight is None or channels is None or channels.axis != 1:
             continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        matrix = _as_matrix(node.op_type, attrs, numpy_helper.to_array(weight).astype(np.float64),
-                            len(model.shapes.get(tensor, ())))
+        matrix = _as_matrix(
+            node.op_type, attrs, numpy_helper.to_array(weight).astype(np.float64), len(model.shapes.get(tensor, ()))
+        )
         if matrix is None:
             continue
         if node.op_type != "Conv":
@@ -131,9 +132,17 @@ def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Line
         per_in, per_out = len(channels.classes) // geometry.groups, len(matrix) // geometry.groups
         for g in range(geometry.groups):  # a grouped conv's groups are separate least-squares problems
             inputs = slice(g * per_in, (g + 1) * per_in) if geometry.groups > 1 else slice(None)
-            found.append(LinearConsumer(node.name, tensor, node.output[0], geometry,
-                                        np.repeat(channels.classes[inputs], kernel),
-                                        matrix[g * per_out:(g + 1) * per_out], inputs))
+            found.append(
+                LinearConsumer(
+                    node.name,
+                    tensor,
+                    node.output[0],
+                    geometry,
+                    np.repeat(channels.classes[inputs], kernel),
+                    matrix[g * per_out : (g + 1) * per_out],
+                    inputs,
+                )
+            )
     return tuple(found)
 
 
@@ -165,10 +174,15 @@ def capture_grams(
         return ConsumerGrams((), calibration.count, samples_per_image, {"inference": 0.0, "statistics": 0.0})
     runner = ActivationRunner(model, [c.input for c in consumers], provider)
     grams = [ConsumerGram.empty(c) for c in consumers]
-    sizes = {c.node: concrete_size(model, c.output, slice(2, 4), "capturing the refit statistics")
-             for c in consumers if c.geometry is not None}
-    positions = {size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
-                 for size in set(sizes.values())}  # the same for every consumer of one output size
+    sizes = {
+        c.node: concrete_size(model, c.output, slice(2, 4), "capturing the refit statistics")
+        for c in consumers
+        if c.geometry is not None
+    }
+    positions = {
+        size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
+        for size in set(sizes.values())
+    }  # the same for every consumer of one output size
     first, inference, statistics = 0, 0.0, 0.0
     for batch in calibration.batches(batch_size):
         start = time.perf_counter()
@@ -177,8 +191,9 @@ def capture_grams(
         count = len(batch.indices)
         for name, value in values.items():  # each tensor once, however many consumers read it
             if not np.isfinite(value).all():
-                raise InputError(f"activation {name} has NaN or Inf values on the calibration data; check its "
-                                 "preprocessing")
+                raise InputError(
+                    f"activation {name} has NaN or Inf values on the calibration data; check its preprocessing"
+                )
         in_batch = {size: at[(at[:, 0] >= first) & (at[:, 0] < first + count)] for size, at in positions.items()}
         for gram in grams:
             c = gram.consumer

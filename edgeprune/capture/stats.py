@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -20,8 +19,17 @@ from edgeprune.graph.shapes import concrete_size
 
 logger = logging.getLogger(__name__)
 
-STAT_FIELDS = ("aura_entropy", "relative_entropy", "mean_image_entropy", "dead_fraction", "mean_activation", "mean_abs_activation",
-               "aura_mi", "hist_mi", "label_mi")
+STAT_FIELDS = (
+    "aura_entropy",
+    "relative_entropy",
+    "mean_image_entropy",
+    "dead_fraction",
+    "mean_activation",
+    "mean_abs_activation",
+    "aura_mi",
+    "hist_mi",
+    "label_mi",
+)
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,26 @@ import click
 # name -> (module:attribute, one-line help). Commands are imported when run (or asked for their --help), so
 # `edgeprune --help` loads neither numpy nor onnx; the lines here are what the top-level help shows.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "optimize": ("edgeprune.cli.optimize_cmd:optimize_command",
-                 "Prune a model for a device (to a budget, or the fastest within an accuracy drop), with proof."),
+    "optimize": (
+        "edgeprune.cli.optimize_cmd:optimize_command",
+        "Prune a model for a device (to a budget, or the fastest within an accuracy drop), with proof.",
+    ),
     "inspect": ("edgeprune.cli.commands:inspect_command", "Show a model's inputs, cost and channel groups."),
     "plan": ("edgeprune.cli.commands:plan_command", "Write a simple plan: keep a ratio of every prunable group."),
     "prune": ("edgeprune.cli.commands:prune_command", "Apply a plan, prove the result and write the pruned model."),
     "score": ("edgeprune.cli.optimize_cmd:score_command", "Score every prunable channel and write the scores alone."),
-    "finetune": ("edgeprune.cli.finetune_cmd:finetune_command",
-                 "Distil a pruned model from the original on the ONNX graph (needs torch)."),
+    "finetune": (
+        "edgeprune.cli.finetune_cmd:finetune_command",
+        "Distil a pruned model from the original on the ONNX graph (needs torch).",
+    ),
     "analyze": ("edgeprune.cli.analyze_cmd:analyze_command", "Measure the superization curve of a model."),
     "devices": ("edgeprune.cli.hardware_cmd:devices_command", "List the built-in device profiles."),
     "profile": ("edgeprune.cli.hardware_cmd:profile_command", "Measure a device profile on this machine."),
     "bench": ("edgeprune.cli.hardware_cmd:bench_command", "Time a model (or two, interleaved) on this machine."),
-    "export": ("edgeprune.cli.export_cmd:export_command", "Export a torch model factory to ONNX, checked against torch."),
+    "export": (
+        "edgeprune.cli.export_cmd:export_command",
+        "Export a torch model factory to ONNX, checked against torch.",
+    ),
 }
 
 

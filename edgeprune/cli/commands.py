@@ -37,8 +37,9 @@ def inspect_command(model: Path, as_json: bool, all_groups: bool, input_shapes: 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --random.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Where to write the plan JSON.")
 @input_shape_option
-def plan_command(model: Path, ratio: float, random_pick: bool, seed: int, output: Path,
-                 input_shapes: tuple[str, ...]) -> None:
+def plan_command(
+    model: Path, ratio: float, random_pick: bool, seed: int, output: Path, input_shapes: tuple[str, ...]
+) -> None:
     """Write a simple plan: keep RATIO of every prunable group, and of every part of it that a split, a slice
     or a grouped conv reads alone (for testing and scripting)."""
     from edgeprune.api import make_simple_plan
@@ -54,21 +55,28 @@ def plan_command(model: Path, ratio: float, random_pick: bool, seed: int, output
 @MODEL
 @click.option("--plan", "plan_path", type=click.Path(path_type=Path), required=True, help="A plan JSON file.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Where to write the pruned model.")
-@click.option("--tolerance", type=float, default=1e-4, show_default=True,
-              help="Largest relative output difference allowed against the masked original.")
+@click.option(
+    "--tolerance",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="Largest relative output difference allowed against the masked original.",
+)
 @click.option("--no-verify", is_flag=True, help="Skip the proof against the masked original.")
 @input_shape_option
-def prune_command(model: Path, plan_path: Path, output: Path, tolerance: float, no_verify: bool,
-                  input_shapes: tuple[str, ...]) -> None:
+def prune_command(
+    model: Path, plan_path: Path, output: Path, tolerance: float, no_verify: bool, input_shapes: tuple[str, ...]
+) -> None:
     """Apply a plan: remove its channels, prove the result, and write the pruned model."""
     from edgeprune.api import prune_model
 
     _refuse_same_path(model, output)
-    result = prune_model(model, plan_path, output, verify=not no_verify, tolerance=tolerance,
-                         input_shapes=input_shapes)
+    result = prune_model(model, plan_path, output, verify=not no_verify, tolerance=tolerance, input_shapes=input_shapes)
     click.echo(render.prune_text(result))
 
 
 def _refuse_same_path(model: Path, output: Path) -> None:
     if output.resolve() == model.resolve():
-        raise InputError(f"the output path {output} is the input model; choose another path (the input is never overwritten)")
+        raise InputError(
+            f"the output path {output} is the input model; choose another path (the input is never overwritten)"
+        )

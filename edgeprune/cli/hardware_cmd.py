@@ -23,17 +23,28 @@ def devices_command(as_json: bool) -> None:
     rows = []
     for entry in builtin_devices():
         profile = resolve_device(entry.name)
-        rows.append({"name": entry.name, "aliases": list(entry.aliases), "provider": profile.provider,
-                     "precision": profile.precision, "alignment": profile.alignment,
-                     "measured": profile.measured, "description": profile.description, "path": str(entry.path)})
+        rows.append(
+            {
+                "name": entry.name,
+                "aliases": list(entry.aliases),
+                "provider": profile.provider,
+                "precision": profile.precision,
+                "alignment": profile.alignment,
+                "measured": profile.measured,
+                "description": profile.description,
+                "path": str(entry.path),
+            }
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
     for row in rows:
         aliases = f" (alias {', '.join(row['aliases'])})" if row["aliases"] else ""
         tables = ", measured tables" if row["measured"] else ""
-        click.echo(f"{row['name']:<18} {row['provider']:<9} {row['precision']:<5} align {row['alignment']:<3}"
-                   f"{tables}{aliases}\n  {row['description']}")
+        click.echo(
+            f"{row['name']:<18} {row['provider']:<9} {row['precision']:<5} align {row['alignment']:<3}"
+            f"{tables}{aliases}\n  {row['description']}"
+        )
 
 
 @click.command("profile")
@@ -59,17 +70,23 @@ def profile_command(device, model, points, seconds_per_point, threads, output, i
     measured = measure_roofline(base, settings)
     if sized is not None:
         measured = profile_model(measured, sized, settings, progress=_progress())
-    header = (f"Device profile of {base.name}, measured by `edgeprune profile` on this device.\n"
-              f"Roofline and tables: see [measured.fingerprint] for the setup they hold for.")
+    header = (
+        f"Device profile of {base.name}, measured by `edgeprune profile` on this device.\n"
+        f"Roofline and tables: see [measured.fingerprint] for the setup they hold for."
+    )
     save_profile(measured, output, header=header)
     tables = f", {len(measured.layers)} layer tables, {len(measured.models)} whole models" if model else ""
-    click.echo(f"wrote {output}: {measured.name} on {measured.provider}, peak "
-               f"{measured.peak_flops / 1e9:.1f} GFLOP/s, {measured.roofline.memory_bandwidth / 1e9:.1f} GB/s{tables}")
+    click.echo(
+        f"wrote {output}: {measured.name} on {measured.provider}, peak "
+        f"{measured.peak_flops / 1e9:.1f} GFLOP/s, {measured.roofline.memory_bandwidth / 1e9:.1f} GB/s{tables}"
+    )
 
 
 @click.command("bench")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--vs", "other", type=click.Path(path_type=Path), help="A second model: interleave the two, report the ratio.")
+@click.option(
+    "--vs", "other", type=click.Path(path_type=Path), help="A second model: interleave the two, report the ratio."
+)
 @click.option("--device", help="Run as this device does: its provider, threads and precision (flags still win).")
 @click.option("--provider", type=click.Choice(PROVIDERS), help="Execution provider [default: cpu, or the --device's].")
 @click.option("--threads", type=int, help="Intra-op threads (default: the runtime's choice).")
@@ -98,28 +115,48 @@ def bench_command(model, other, device, provider, threads, warmup, repeats, as_j
     shapes = {name: list(dims) for name, dims in sizes.items()}
     if other is None:
         timing = measure(first, warmup=warmup, repeats=repeats)
-        result = {"model": str(model), "providers": list(first.providers), "threads": threads,
-                  "input_shapes": shapes, **timing.to_dict()}
+        result = {
+            "model": str(model),
+            "providers": list(first.providers),
+            "threads": threads,
+            "input_shapes": shapes,
+            **timing.to_dict(),
+        }
         text = json.dumps(result, indent=1) if as_json else _timing_line(str(model), timing, input_shapes and sizes)
         click.echo(text)
         return
     second = Runner(other_data, provider=provider, threads=threads, precision=precision, input_shapes=other_sizes)
     comparison = compare(first, second, warmup=warmup, rounds=repeats)
     if as_json:
-        click.echo(json.dumps({"model": str(model), "vs": str(other), "providers": list(first.providers),
-                               "threads": threads, "input_shapes": shapes, **comparison.to_dict()}, indent=1))
+        click.echo(
+            json.dumps(
+                {
+                    "model": str(model),
+                    "vs": str(other),
+                    "providers": list(first.providers),
+                    "threads": threads,
+                    "input_shapes": shapes,
+                    **comparison.to_dict(),
+                },
+                indent=1,
+            )
+        )
         return
     click.echo(_timing_line(str(model), comparison.a, input_shapes and sizes))
     click.echo(_timing_line(str(other), comparison.b, input_shapes and other_sizes))
-    click.echo(f"ratio {comparison.ratio:.3f} ({model} / {other}, {comparison.rounds} interleaved rounds; "
-               f"noise +-{comparison.noise:.1%})")
+    click.echo(
+        f"ratio {comparison.ratio:.3f} ({model} / {other}, {comparison.rounds} interleaved rounds; "
+        f"noise +-{comparison.noise:.1%})"
+    )
 
 
 def _timing_line(name: str, timing, sizes=None) -> str:
     """One model's timing; ``sizes`` (given with --input-shape) says at what input size."""
     at = " at " + " ".join(f"{n}={','.join(map(str, d))}" for n, d in sizes.items()) if sizes else ""
-    return (f"{name}{at}: median {timing.median_ms:.3f} ms (p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, "
-            f"spread {timing.spread:.1%}, {timing.runs} runs after {timing.warmup} warm-up)")
+    return (
+        f"{name}{at}: median {timing.median_ms:.3f} ms (p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, "
+        f"spread {timing.spread:.1%}, {timing.runs} runs after {timing.warmup} warm-up)"
+    )
 
 
 def _feed_shapes(model_bytes: bytes, specs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:

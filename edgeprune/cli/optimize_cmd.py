@@ -17,22 +17,49 @@ from edgeprune.settings_tree import merge
 
 @click.command("optimize", cls=SectionedCommand)
 @click.argument("model", type=click.Path(path_type=Path), required=False)
-@section_option("--config", type=click.Path(path_type=Path), section="General",
-                help="Settings from a TOML file ([optimize] table, keys as the long option names, nested by "
-                "section) or a report.json to replay; flags override it.")
-@section_option("--save-config", type=click.Path(path_type=Path), section="General",
-                help="Write the settings this run would use (TOML) to this file and stop.")
-@section_option("--dry-run", is_flag=True, section="General",
-                help="Load the model and the device, print what can be pruned and how far, and stop (exit 1 when "
-                "the budget cannot be reached). Nothing is captured or written.")
-@section_option("--json", "as_json", is_flag=True, section="Output",
-                help="Print a summary object on stdout (logs and progress go to stderr).")
-@section_option("--rl-set", multiple=True, metavar="KEY=VALUE", section="Strategy",
-                help="rl: any other setting of [selection.rl] or [selection.rl.agent], e.g. warmup=100, sigma=0.5, "
-                "top-k=5, rerank=agreement, min-ratio=0.2.")
-@section_option("--finetune-set", multiple=True, metavar="KEY=VALUE", section="Reconstruction and recovery",
-                help="Any other [recovery] setting: optimizer=adamw, batch-size=128, temperature=4, label-weight=1, "
-                "feature-weight=0.5, augment=false, clip-norm=1, weight-decay=5e-4, batchnorm=false.")
+@section_option(
+    "--config",
+    type=click.Path(path_type=Path),
+    section="General",
+    help="Settings from a TOML file ([optimize] table, keys as the long option names, nested by "
+    "section) or a report.json to replay; flags override it.",
+)
+@section_option(
+    "--save-config",
+    type=click.Path(path_type=Path),
+    section="General",
+    help="Write the settings this run would use (TOML) to this file and stop.",
+)
+@section_option(
+    "--dry-run",
+    is_flag=True,
+    section="General",
+    help="Load the model and the device, print what can be pruned and how far, and stop (exit 1 when "
+    "the budget cannot be reached). Nothing is captured or written.",
+)
+@section_option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    section="Output",
+    help="Print a summary object on stdout (logs and progress go to stderr).",
+)
+@section_option(
+    "--rl-set",
+    multiple=True,
+    metavar="KEY=VALUE",
+    section="Strategy",
+    help="rl: any other setting of [selection.rl] or [selection.rl.agent], e.g. warmup=100, sigma=0.5, "
+    "top-k=5, rerank=agreement, min-ratio=0.2.",
+)
+@section_option(
+    "--finetune-set",
+    multiple=True,
+    metavar="KEY=VALUE",
+    section="Reconstruction and recovery",
+    help="Any other [recovery] setting: optimizer=adamw, batch-size=128, temperature=4, label-weight=1, "
+    "feature-weight=0.5, augment=false, clip-norm=1, weight-decay=5e-4, batchnorm=false.",
+)
 @tree_options(OptimizeSettings)
 def optimize_command(model, config, save_config, dry_run, as_json, rl_set, finetune_set, overrides) -> None:
     """Prune MODEL for a device, with calibration data, and prove and report the result.
@@ -76,8 +103,16 @@ def score_command(model, calib, preprocessing, limit, criterion, batch_size, see
     from edgeprune.api import score_model
     from edgeprune.graph.io import write_text_atomic
 
-    scores = score_model(model, calib, criterion=criterion, preprocessing=preprocessing, limit=limit,
-                         batch_size=batch_size, seed=seed, provider=provider)
+    scores = score_model(
+        model,
+        calib,
+        criterion=criterion,
+        preprocessing=preprocessing,
+        limit=limit,
+        batch_size=batch_size,
+        seed=seed,
+        provider=provider,
+    )
     write_text_atomic(output, json.dumps(scores, indent=1) + "\n")
     click.echo(f"wrote {output}: {len(scores['groups'])} groups scored by {criterion}")
 

@@ -50,8 +50,15 @@ def calibration_options(command=None, *, flag: str = "--calib", help: str | None
     from edgeprune.settings import CalibrationSettings
 
     keys = ("preset", "resize", "crop", "color", "scale", "mean", "std")
-    options = [setting_option(CalibrationSettings, "calib", required=True, decls=(flag, flag[2:].replace("-", "_")),
-                              **({"help": help} if help else {}))]
+    options = [
+        setting_option(
+            CalibrationSettings,
+            "calib",
+            required=True,
+            decls=(flag, flag[2:].replace("-", "_")),
+            **({"help": help} if help else {}),
+        )
+    ]
     options += [setting_option(CalibrationSettings, key) for key in (*keys, "limit")]
     for option in reversed(options):
         command = option(command)
@@ -71,8 +78,10 @@ def _checked(given: dict) -> dict:
 
     fields = {f.name: f for f in dataclasses.fields(CalibrationSettings)}
     hints = field_types(CalibrationSettings)
-    return {key: coerce(value, hints[key], fields[key], f"--{key}") if value is not None else None
-            for key, value in given.items()}
+    return {
+        key: coerce(value, hints[key], fields[key], f"--{key}") if value is not None else None
+        for key, value in given.items()
+    }
 
 
 def set_pairs(rl_set: tuple[str, ...], finetune_set: tuple[str, ...]) -> dict:
@@ -118,8 +127,9 @@ def load_config(ctx: click.Context, _param, path: Path | None) -> Path | None:
         raise InputError(f"{path} is not valid TOML ({exc})") from None
     section = data.get(ctx.info_name, data)
     if not isinstance(section, dict):
-        raise InputError(f"{path}: '{ctx.info_name}' must be a table of settings ([{ctx.info_name}]), "
-                         f"not a {type(section).__name__}")
+        raise InputError(
+            f"{path}: '{ctx.info_name}' must be a table of settings ([{ctx.info_name}]), not a {type(section).__name__}"
+        )
     known = {p.name for p in ctx.command.params}
     unknown = sorted(k.replace("-", "_") for k in section if k.replace("-", "_") not in known)
     if unknown:
@@ -129,6 +139,10 @@ def load_config(ctx: click.Context, _param, path: Path | None) -> Path | None:
 
 
 config_option = click.option(
-    "--config", type=click.Path(path_type=Path), is_eager=True, expose_value=False, callback=load_config,
+    "--config",
+    type=click.Path(path_type=Path),
+    is_eager=True,
+    expose_value=False,
+    callback=load_config,
     help="TOML file of settings (keys as the long option names); flags override it.",
 )

@@ -22,8 +22,10 @@ def model_text(d: dict, limit: int | None = 40) -> str:
     groups = d["groups"] if limit is None else d["groups"][:limit]
     width = max((len(g["id"]) for g in groups), default=5)
     for g in groups:
-        status = "prunable" if g["prunable"] else "frozen: " + "; ".join(
-            f"{r['node']} ({r['op']}) {r['reason']}" for r in g["frozen"][:2]
+        status = (
+            "prunable"
+            if g["prunable"]
+            else "frozen: " + "; ".join(f"{r['node']} ({r['op']}) {r['reason']}" for r in g["frozen"][:2])
         )
         multiple = f" x{g['multiple']}" if g["multiple"] > 1 else ""
         lines.append(f"  {g['id']:<{width}} {g['channels']:>6} ch{multiple}  {status}")
@@ -47,8 +49,10 @@ def _cost_lines(d: dict) -> list[str]:
         specs = " ".join(f"--input-shape {template(name, shapes.get(name))}" for name in open_dims)
         return lines + [f"cost    not computed: the input size is dynamic; give it with {specs}"]
     at = " ".join(f"{name}={','.join(map(str, dims))}" for name, dims in d.get("input_shapes", {}).items())
-    line = (f"cost    {human(cost['macs'])} MACs ({human(cost['flops'])} FLOPs), {human(cost['params'])} params, "
-            f"{human(cost['weight_bytes'])}B weights, {human(cost['peak_activation_bytes'])}B peak activations per image")
+    line = (
+        f"cost    {human(cost['macs'])} MACs ({human(cost['flops'])} FLOPs), {human(cost['params'])} params, "
+        f"{human(cost['weight_bytes'])}B weights, {human(cost['peak_activation_bytes'])}B peak activations per image"
+    )
     return [line + (f" at {at}" if at else "")]
 
 
@@ -88,11 +92,15 @@ def optimize_text(result) -> str:
     final, plain = report.final_comparison, report.comparison_pruned
     held = final["images"]
     if final.get("accuracy_original") is not None:
-        lines.append(f"  accuracy  {_pct(final['accuracy_original'])} -> {_pct(final['accuracy_pruned'])} "
-                     f"on {held} held-out images (without reconstruction {_pct(plain['accuracy_pruned'])})")
-    lines.append(f"  agreement {_pct(final.get('agreement'))} top-1 with the original, output error "
-                 f"{final['output_error']:.4f} (without reconstruction {_pct(plain.get('agreement'))}, "
-                 f"{plain['output_error']:.4f})")
+        lines.append(
+            f"  accuracy  {_pct(final['accuracy_original'])} -> {_pct(final['accuracy_pruned'])} "
+            f"on {held} held-out images (without reconstruction {_pct(plain['accuracy_pruned'])})"
+        )
+    lines.append(
+        f"  agreement {_pct(final.get('agreement'))} top-1 with the original, output error "
+        f"{final['output_error']:.4f} (without reconstruction {_pct(plain.get('agreement'))}, "
+        f"{plain['output_error']:.4f})"
+    )
     recovery = getattr(report, "recovery", None)
     if recovery:
         lines.extend(_recovery_lines(recovery))
@@ -113,11 +121,12 @@ def _recovery_lines(recovery: dict) -> list[str]:
         pct = run["measure"] != "neg_rel_error"
         before = f"{run['before']:.2%}" if pct else f"{run['before']:.4g}"
         best = f"{run['best']:.2%}" if pct else f"{run['best']:.4g}"
-        lines.append(f"  {label} distilled {run['steps']} steps ({run['epochs']:g} epochs) in {run['seconds']:.0f} s: "
-                     f"held-out {run['measure'].replace('neg_rel_error', '-rel. error')} {before} -> {best}"
-                     f"{'' if run['stopped'] == 'length' else ' (stopped: ' + run['stopped'] + ')'}")
+        lines.append(
+            f"  {label} distilled {run['steps']} steps ({run['epochs']:g} epochs) in {run['seconds']:.0f} s: "
+            f"held-out {run['measure'].replace('neg_rel_error', '-rel. error')} {before} -> {best}"
+            f"{'' if run['stopped'] == 'length' else ' (stopped: ' + run['stopped'] + ')'}"
+        )
     return lines
-
 
 
 def optimize_summary(result) -> dict:
@@ -128,11 +137,15 @@ def optimize_summary(result) -> dict:
     latency = report.latency or {}
     host = latency.get("measured_host") or {}
     return {
-        "model": str(result.model_path), "plan": str(result.plan_path), "report": str(result.report_path),
+        "model": str(result.model_path),
+        "plan": str(result.plan_path),
+        "report": str(result.report_path),
         "macs_kept": after["macs"] / before["macs"] if before["macs"] else 1.0,
         "params_kept": after["params"] / before["params"] if before["params"] else 1.0,
-        "measure": final.get("measure"), "drop_points": final.get("drop_points"),
-        "device": latency.get("device"), "predicted_speedup": latency.get("predicted_speedup"),
+        "measure": final.get("measure"),
+        "drop_points": final.get("drop_points"),
+        "device": latency.get("device"),
+        "predicted_speedup": latency.get("predicted_speedup"),
         "measured_speedup_here": host.get("speedup"),
         "goal": None if report.goal is None else {k: report.goal[k] for k in ("max_drop_points", "measure")},
     }
@@ -140,13 +153,15 @@ def optimize_summary(result) -> dict:
 
 def dry_run_text(profile) -> str:
     """The search profile of `optimize --dry-run`."""
-    return "\n".join([
-        f"{profile.model} on {profile.device}: {profile.groups_prunable} prunable groups, {profile.groups_frozen} frozen; "
-        f"floor {profile.floor:.0%}, channels in steps of {profile.alignment}",
-        f"  MACs      {human(profile.macs):>9} -> down to {profile.min_macs_fraction:.1%} kept",
-        f"  params    {human(profile.params):>9} -> down to {profile.min_params_fraction:.1%} kept",
-        f"  latency   {profile.latency_ms:.3g} ms predicted -> down to {profile.min_latency_ms:.3g} ms "
-        f"({profile.max_speedup:.2f}x at most)",
-        f"  asked     {profile.budget}: {'reachable' if profile.reachable else 'NOT reachable'}",
-        f"            {profile.reason}",
-    ])
+    return "\n".join(
+        [
+            f"{profile.model} on {profile.device}: {profile.groups_prunable} prunable groups, {profile.groups_frozen} frozen; "
+            f"floor {profile.floor:.0%}, channels in steps of {profile.alignment}",
+            f"  MACs      {human(profile.macs):>9} -> down to {profile.min_macs_fraction:.1%} kept",
+            f"  params    {human(profile.params):>9} -> down to {profile.min_params_fraction:.1%} kept",
+            f"  latency   {profile.latency_ms:.3g} ms predicted -> down to {profile.min_latency_ms:.3g} ms "
+            f"({profile.max_speedup:.2f}x at most)",
+            f"  asked     {profile.budget}: {'reachable' if profile.reachable else 'NOT reachable'}",
+            f"            {profile.reason}",
+        ]
+    )

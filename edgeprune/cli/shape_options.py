@@ -9,8 +9,10 @@ import click
 
 F = TypeVar("F", bound=Callable[..., object])
 
-HELP = ("Fix a dynamic input's size for costing and timing, e.g. x=1,3,640,640 (repeat it per input; the name "
-        "may be left out when the model has one input). Needed when the model leaves height or width dynamic.")
+HELP = (
+    "Fix a dynamic input's size for costing and timing, e.g. x=1,3,640,640 (repeat it per input; the name "
+    "may be left out when the model has one input). Needed when the model leaves height or width dynamic."
+)
 
 
 def input_shape_option(command: F) -> F:

@@ -18,8 +18,15 @@ from click.core import ParameterSource
 
 from edgeprune.settings_tree import choices_of, coerce, field_types, is_table, key_of
 
-SECTIONS = ("Calibration", "Goal and budget", "Strategy", "Reconstruction and recovery", "Device and latency",
-            "Output", "General")
+SECTIONS = (
+    "Calibration",
+    "Goal and budget",
+    "Strategy",
+    "Reconstruction and recovery",
+    "Device and latency",
+    "Output",
+    "General",
+)
 
 
 class SectionedCommand(click.Command):

@@ -144,7 +144,12 @@ def peak_activation_bytes(model: ModelGraph, sizes: dict[str, int]) -> int:
 def _is_float(data_type: int) -> bool:
     import onnx
 
-    return data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
+    return data_type in (
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.FLOAT16,
+        onnx.TensorProto.DOUBLE,
+        onnx.TensorProto.BFLOAT16,
+    )
 
 
 def _itemsize(data_type: int) -> int:

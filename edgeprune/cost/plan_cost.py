@@ -14,7 +14,14 @@ import numpy as np
 
 from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.cost.counts import (
-    WEIGHTED_OPS, CostSummary, NodeCost, _is_float, _itemsize, activation_sizes, liveness, node_macs,
+    WEIGHTED_OPS,
+    CostSummary,
+    NodeCost,
+    _is_float,
+    _itemsize,
+    activation_sizes,
+    liveness,
+    node_macs,
 )
 from edgeprune.graph.model import ModelGraph
 from edgeprune.graph.shapes import require_concrete
@@ -54,8 +61,10 @@ class PlanCostModel:
                 base_macs = 0
                 if index == 1 and node.op_type in WEIGHTED_OPS:
                     base_macs = node_macs(
-                        node.op_type, tuple(init.dims),
-                        model.shapes.get(node.input[0], ()), model.shapes.get(node.output[0], ()),
+                        node.op_type,
+                        tuple(init.dims),
+                        model.shapes.get(node.input[0], ()),
+                        model.shapes.get(node.output[0], ()),
                     )
                 self._nodes.append((node.name, node.op_type))
                 macs.append(base_macs)
@@ -110,7 +119,9 @@ class PlanCostModel:
             merged: dict[tuple[str, str], list[int]] = {}
             for (name, op), m, p, b in zip(self._nodes, macs, params, nbytes):
                 totals = merged.setdefault((name, op), [0, 0, 0])
-                totals[0] += int(m); totals[1] += int(p); totals[2] += int(b)
+                totals[0] += int(m)
+                totals[1] += int(p)
+                totals[2] += int(b)
             nodes = tuple(NodeCost(name, op, *totals) for (name, op), totals in merged.items())
         return CostSummary(int(macs.sum()), int(params.sum()), int(nbytes.sum()), int(round(peak)), nodes)
 

@@ -17,7 +17,12 @@ import onnx
 from edgeprune.errors import InputError
 from edgeprune.graph.model import ModelGraph
 from edgeprune.graph.shapes import (
-    InputShapes, check_input_shape, format_shape, is_concrete, model_inputs, parse_input_shapes,
+    InputShapes,
+    check_input_shape,
+    format_shape,
+    is_concrete,
+    model_inputs,
+    parse_input_shapes,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,9 +45,12 @@ def with_input_shapes(model: ModelGraph, shapes: InputShapes) -> ModelGraph:
     inputs = model_inputs(model)
     for name, dims in shapes.items():
         check_input_shape(name, dims, inputs)
-    changes = {name: dims for name, dims in shapes.items()
-               if any(d is not None and d != old for d, old in zip(dims, inputs[name] or (None,) * len(dims)))
-               or inputs[name] is None}
+    changes = {
+        name: dims
+        for name, dims in shapes.items()
+        if any(d is not None and d != old for d, old in zip(dims, inputs[name] or (None,) * len(dims)))
+        or inputs[name] is None
+    }
     if not changes and not _unresolved(model):
         return model
     proto = onnx.ModelProto()
@@ -98,8 +106,9 @@ def restore_dynamic_dims(model: ModelGraph, like: ModelGraph | onnx.ModelProto) 
     if not changed:
         return model
     del proto.graph.value_info[:]
-    return ModelGraph.from_proto(proto, source_sha256=model.source_sha256, source_path=model.source_path,
-                                 notes=model.notes)
+    return ModelGraph.from_proto(
+        proto, source_sha256=model.source_sha256, source_path=model.source_path, notes=model.notes
+    )
 
 
 def input_shapes_of(model: ModelGraph) -> dict[str, list]:
@@ -120,8 +129,9 @@ def _set_dims(info: onnx.ValueInfoProto, dims) -> None:
 
 def _reinfer(proto: onnx.ModelProto, model: ModelGraph, where: str) -> ModelGraph:
     try:
-        return ModelGraph.from_proto(proto, source_sha256=model.source_sha256, source_path=model.source_path,
-                                     notes=model.notes)
+        return ModelGraph.from_proto(
+            proto, source_sha256=model.source_sha256, source_path=model.source_path, notes=model.notes
+        )
     except Exception as exc:  # onnx raises InferenceError or ValidationError, depending on the version
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise InputError(f"the model cannot take the input size {where} ({first}); give a size it accepts") from exc
@@ -136,8 +146,10 @@ def _check_sizes(model: ModelGraph, where: str) -> None:
         shape = model.shapes.get(node.output[0])
         if shape and node.output[0] not in initializers and any(isinstance(d, int) and d <= 0 for d in shape[2:]):
             sizes = "x".join(str(d) for d in shape)
-            raise InputError(f"at the input size {where}, {node.op_type} {node.name} would output {sizes} "
-                             "(an empty feature map); give a larger size")
+            raise InputError(
+                f"at the input size {where}, {node.op_type} {node.name} would output {sizes} "
+                "(an empty feature map); give a larger size"
+            )
 
 
 def _unresolved(model: ModelGraph) -> list[str]:
@@ -166,8 +178,12 @@ def _complete_by_running(model: ModelGraph, names: list[str], where: str) -> Mod
         runs = [_observed(model, names, batch) for batch in ((1, 2) if dynamic_batch else (1,))]
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own error types: keep the inferred shapes
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        logger.warning("could not run the model at %s to complete its shapes (%s); %d tensors keep unknown shapes",
-                       where, first, len(names))
+        logger.warning(
+            "could not run the model at %s to complete its shapes (%s); %d tensors keep unknown shapes",
+            where,
+            first,
+            len(names),
+        )
         return model
     batch_symbol = next((str(s[0]) for s in inputs.values() if s and isinstance(s[0], str)), "batch")
     proto = onnx.ModelProto()

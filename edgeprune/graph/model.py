@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 import onnx
@@ -44,7 +44,7 @@ class ModelGraph:
         source_sha256: str = "",
         source_path: str = "",
         notes: tuple[str, ...] = (),
-    ) -> "ModelGraph":
+    ) -> ModelGraph:
         """Infer shapes (keeping symbolic dims) and wrap; ``proto`` must already be normalised."""
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, data_prop=True)
         shapes, dtypes = _collect_shapes(inferred)

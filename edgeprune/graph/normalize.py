@@ -59,7 +59,9 @@ def _fold_constants(graph) -> None:
     for node in graph.nodes:
         if node.op == "Constant" and len(node.outputs) == 1 and "value" in node.attrs:
             out = node.outputs[0]
-            _replace_with_constant(graph, node, gs.Constant(out.name + "__const", np.asarray(node.attrs["value"].values)))
+            _replace_with_constant(
+                graph, node, gs.Constant(out.name + "__const", np.asarray(node.attrs["value"].values))
+            )
     graph.cleanup()
     import onnxruntime as ort
 
@@ -82,7 +84,7 @@ def _fold_static_shape_reads(graph) -> None:
     import onnx_graphsurgeon as gs
 
     for node in [n for n in graph.nodes if n.op == "Shape" and n.inputs and n.inputs[0].shape is not None]:
-        dims = list(node.inputs[0].shape)[node.attrs.get("start", 0):node.attrs.get("end", None)]
+        dims = list(node.inputs[0].shape)[node.attrs.get("start", 0) : node.attrs.get("end", None)]
         for gather in [c for c in node.outputs[0].outputs if c.op == "Gather"]:
             indices = _constant(gather.inputs[1])
             if indices is None or gather.attrs.get("axis", 0) != 0:

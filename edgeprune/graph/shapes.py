@@ -145,35 +145,45 @@ def _split_spec(spec: str, inputs: Mapping[str, Shape | None]) -> tuple[str, tup
     if not sep:
         if len(inputs) != 1:
             listed = ", ".join(inputs) or "none"
-            raise InputError(f"--input-shape {spec} names no input, but the model has {len(inputs)} inputs "
-                             f"({listed}); write NAME={text}")
+            raise InputError(
+                f"--input-shape {spec} names no input, but the model has {len(inputs)} inputs "
+                f"({listed}); write NAME={text}"
+            )
         name = next(iter(inputs))
     elif not name:
         raise InputError(f"--input-shape {spec} has an empty input name; write NAME=1,3,224,224")
     if name not in inputs:
-        raise InputError(f"--input-shape names input '{name}', which the model does not have "
-                         f"(its inputs: {', '.join(inputs) or 'none'})")
+        raise InputError(
+            f"--input-shape names input '{name}', which the model does not have "
+            f"(its inputs: {', '.join(inputs) or 'none'})"
+        )
     dims = []
     for part in sizes.split(","):
         try:
             dims.append(int(part.strip()))
         except ValueError:
-            raise InputError(f"--input-shape {spec}: {part.strip()!r} is not an integer; give whole sizes, "
-                             f"e.g. {template(name, inputs[name])}") from None
+            raise InputError(
+                f"--input-shape {spec}: {part.strip()!r} is not an integer; give whole sizes, "
+                f"e.g. {template(name, inputs[name])}"
+            ) from None
     return name, tuple(dims)
 
 
-def check_input_shape(name: str, dims: Sequence[int | None], inputs: Mapping[str, Shape | None], *,
-                      spec: str = "") -> None:
+def check_input_shape(
+    name: str, dims: Sequence[int | None], inputs: Mapping[str, Shape | None], *, spec: str = ""
+) -> None:
     """Raise InputError unless ``dims`` (None: keep that axis) can be the size of input ``name``."""
     where = f"--input-shape {spec}" if spec else f"the size {format_shape(dims)} of input '{name}'"
     if name not in inputs:
-        raise InputError(f"{where} names input '{name}', which the model does not have "
-                         f"(its inputs: {', '.join(inputs) or 'none'})")
+        raise InputError(
+            f"{where} names input '{name}', which the model does not have (its inputs: {', '.join(inputs) or 'none'})"
+        )
     declared = inputs[name]
     if declared is not None and len(dims) != len(declared):
-        raise InputError(f"{where} has {len(dims)} dimensions but input '{name}' has {len(declared)} "
-                         f"({', '.join(str(d) for d in declared)}); give all of them, e.g. {template(name, declared)}")
+        raise InputError(
+            f"{where} has {len(dims)} dimensions but input '{name}' has {len(declared)} "
+            f"({', '.join(str(d) for d in declared)}); give all of them, e.g. {template(name, declared)}"
+        )
     for axis, dim in enumerate(dims):
         if dim is None:
             continue
@@ -181,8 +191,10 @@ def check_input_shape(name: str, dims: Sequence[int | None], inputs: Mapping[str
             raise InputError(f"{where}: sizes must be positive integers, got {dim} on axis {axis}")
         fixed = declared[axis] if declared is not None else None
         if is_concrete(fixed) and fixed != dim:
-            raise InputError(f"{where} changes axis {axis} of input '{name}' from {fixed} to {dim}; only dynamic "
-                             f"dimensions can be set (the model fixes this one)")
+            raise InputError(
+                f"{where} changes axis {axis} of input '{name}' from {fixed} to {dim}; only dynamic "
+                f"dimensions can be set (the model fixes this one)"
+            )
 
 
 def concrete_size(model: ModelGraph, tensor: str, axes: slice, purpose: str) -> tuple[int, ...]:
@@ -194,5 +206,7 @@ def concrete_size(model: ModelGraph, tensor: str, axes: slice, purpose: str) -> 
         return tuple(d for d in dims if isinstance(d, int))
     require_concrete(model, purpose)
     known = format_shape(shape) if shape is not None else "no shape"
-    raise InputError(f"the size of tensor {tensor} is unknown even at a fixed input size ({known}), and {purpose} "
-                     "needs it; the model computes it at run time in a way shape inference cannot follow")
+    raise InputError(
+        f"the size of tensor {tensor} is unknown even at a fixed input size ({known}), and {purpose} "
+        "needs it; the model computes it at run time in a way shape inference cannot follow"
+    )

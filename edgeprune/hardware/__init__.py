@@ -8,5 +8,16 @@ from edgeprune.hardware.latency import LatencyModel, LayerLatency
 from edgeprune.hardware.profile import DeviceProfile, LayerTable, ModelMeasurement, Roofline, load_profile
 from edgeprune.hardware.profile_toml import dumps_profile, save_profile
 
-__all__ = ["DeviceProfile", "LatencyModel", "LayerLatency", "LayerTable", "ModelMeasurement", "Roofline",
-           "builtin_devices", "dumps_profile", "load_profile", "resolve_device", "save_profile"]
+__all__ = [
+    "DeviceProfile",
+    "LatencyModel",
+    "LayerLatency",
+    "LayerTable",
+    "ModelMeasurement",
+    "Roofline",
+    "builtin_devices",
+    "dumps_profile",
+    "load_profile",
+    "resolve_device",
+    "save_profile",
+]

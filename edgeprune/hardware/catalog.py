@@ -16,12 +16,23 @@ from edgeprune.hardware.profile import DeviceProfile, load_profile
 
 logger = logging.getLogger(__name__)
 
-ALIASES = {"jetson": "jetson-orin-nano", "orin": "jetson-orin-nano", "rpi5": "raspberry-pi-5", "pi5": "raspberry-pi-5",
-           "x86": "x86-cpu", "cpu": "host"}
+ALIASES = {
+    "jetson": "jetson-orin-nano",
+    "orin": "jetson-orin-nano",
+    "rpi5": "raspberry-pi-5",
+    "pi5": "raspberry-pi-5",
+    "x86": "x86-cpu",
+    "cpu": "host",
+}
 
 # words of /proc/device-tree/model on a Jetson -> the profile name
-_JETSON_MODELS = (("agx orin", "jetson-agx-orin"), ("orin nano", "jetson-orin-nano"), ("orin nx", "jetson-orin-nano"),
-                  ("xavier nx", "jetson-xavier-nx"), ("nano", "jetson-nano"))
+_JETSON_MODELS = (
+    ("agx orin", "jetson-agx-orin"),
+    ("orin nano", "jetson-orin-nano"),
+    ("orin nx", "jetson-orin-nano"),
+    ("xavier nx", "jetson-xavier-nx"),
+    ("nano", "jetson-nano"),
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +67,9 @@ def resolve_device(spec: str) -> DeviceProfile:
     if name not in entries:
         known = ", ".join(entries)
         aliases = ", ".join(f"{a} -> {n}" for a, n in sorted(_aliases().items()))
-        raise InputError(f"unknown device '{spec}'; known devices: {known} (aliases: {aliases}), "
-                         "or give the path of a profile .toml")
+        raise InputError(
+            f"unknown device '{spec}'; known devices: {known} (aliases: {aliases}), or give the path of a profile .toml"
+        )
     profile = load_profile(entries[name].path)
     if profile.name != name:
         raise InputError(f"{entries[name].path}: 'name' is '{profile.name}' but the file is named '{name}.toml'")
@@ -72,8 +84,12 @@ def _check_host(profile: DeviceProfile) -> None:
 
     measured_on, here = profile.fingerprint.get("cpu", ""), cpu_name()
     if measured_on and measured_on != here:
-        logger.warning("the built-in host profile was measured on '%s', this machine is '%s': run `edgeprune "
-                       "profile --device host -o host.toml` and use --device host.toml", measured_on, here)
+        logger.warning(
+            "the built-in host profile was measured on '%s', this machine is '%s': run `edgeprune "
+            "profile --device host -o host.toml` and use --device host.toml",
+            measured_on,
+            here,
+        )
 
 
 def _aliases() -> dict[str, str]:

@@ -44,7 +44,9 @@ class Roofline:
 
     def ms(self, layer: LayerSpec, cin: float, cout: float) -> float:
         compute = 2.0 * layer.macs(cin, cout) / self.flops
-        memory = self.itemsize * (layer.activation_elements(cin, cout) + layer.weight_elements(cin, cout)) / self.bandwidth
+        memory = (
+            self.itemsize * (layer.activation_elements(cin, cout) + layer.weight_elements(cin, cout)) / self.bandwidth
+        )
         return self.overhead_ms + 1000.0 * max(compute, memory)
 
 
@@ -96,10 +98,14 @@ class LatencyModel:
         self.layers = model_layers(model, analysis)
         self._counts = KeptCounts(self.layers, analysis)
         self._roofline = Roofline(profile)
-        self._tables = [_Table(profile.layers[l.key]) if l.key in profile.layers else None for l in self.layers]
+        self._tables = [
+            _Table(profile.layers[layer.key]) if layer.key in profile.layers else None for layer in self.layers
+        ]
         self._n_classes = len(analysis.class_group)
-        self._full_counts = np.array([[l.cin, l.cout] for l in self.layers], dtype=np.float64).reshape(-1, 2)
-        self._is_conv = np.array([l.op == "Conv" for l in self.layers], dtype=bool)
+        self._full_counts = np.array([[layer.cin, layer.cout] for layer in self.layers], dtype=np.float64).reshape(
+            -1, 2
+        )
+        self._is_conv = np.array([layer.op == "Conv" for layer in self.layers], dtype=bool)
         self.layer_sum_full = float(self._raw(np.ones(self._n_classes, dtype=bool)).sum())
         self.factor, self.factor_source = self._factor(model.source_sha256)
 
@@ -118,9 +124,16 @@ class LatencyModel:
         counts = self._counts.counts(keep)
         raw = self._raw(keep, counts)
         return tuple(
-            LayerLatency(l.node, l.op, int(round(ci)), int(round(co)), int(round(l.macs(ci, co))),
-                         self.factor * float(ms), "table" if t is not None else "roofline")
-            for l, t, (ci, co), ms in zip(self.layers, self._tables, counts, raw)
+            LayerLatency(
+                layer.node,
+                layer.op,
+                int(round(ci)),
+                int(round(co)),
+                int(round(layer.macs(ci, co))),
+                self.factor * float(ms),
+                "table" if t is not None else "roofline",
+            )
+            for layer, t, (ci, co), ms in zip(self.layers, self._tables, counts, raw)
         )
 
     def _raw(self, keep: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:

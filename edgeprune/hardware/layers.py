@@ -89,8 +89,10 @@ def model_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LayerSpe
         spec = _spec(node, tuple(weight.dims), in_shape, out_shape, len(node.input) > 2 and bool(node.input[2]))
         if spec is None:
             continue
-        flags = [bool(prunable[ch.classes].any()) if ch is not None else False
-                 for ch in (analysis.tensors.get(spec.in_tensor), analysis.tensors.get(spec.out_tensor))]
+        flags = [
+            bool(prunable[ch.classes].any()) if ch is not None else False
+            for ch in (analysis.tensors.get(spec.in_tensor), analysis.tensors.get(spec.out_tensor))
+        ]
         layers.append(_replace_flags(spec, *flags))
     return tuple(layers)
 
@@ -102,17 +104,46 @@ def _spec(node, weight: tuple[int, ...], in_shape, out_shape, has_bias: bool) ->
         if len(weight) != 4 or len(in_shape) != 4:
             return None
         group = dict(attrs).get("group", 1)
-        return LayerSpec(node.name, "Conv", batch, int(in_shape[1]), int(out_shape[1]), tuple(in_shape[2:]),
-                         tuple(out_shape[2:]), tuple(weight[2:]), int(group), attrs, node.input[0], node.output[0],
-                         False, False, has_bias)
+        return LayerSpec(
+            node.name,
+            "Conv",
+            batch,
+            int(in_shape[1]),
+            int(out_shape[1]),
+            tuple(in_shape[2:]),
+            tuple(out_shape[2:]),
+            tuple(weight[2:]),
+            int(group),
+            attrs,
+            node.input[0],
+            node.output[0],
+            False,
+            False,
+            has_bias,
+        )
     if len(in_shape) != 2 or len(weight) != 2:
         return None  # batched MatMuls (attention) are left to the whole-model factor
     trans_b = dict(attrs).get("transB", 0) if node.op_type == "Gemm" else 0
     if node.op_type == "Gemm" and dict(attrs).get("transA", 0):
         return None
     features, outputs = (weight[1], weight[0]) if trans_b else (weight[0], weight[1])
-    return LayerSpec(node.name, node.op_type, batch, int(features), int(outputs), (), (), (), 1, attrs,
-                     node.input[0], node.output[0], False, False, has_bias and node.op_type == "Gemm")
+    return LayerSpec(
+        node.name,
+        node.op_type,
+        batch,
+        int(features),
+        int(outputs),
+        (),
+        (),
+        (),
+        1,
+        attrs,
+        node.input[0],
+        node.output[0],
+        False,
+        False,
+        has_bias and node.op_type == "Gemm",
+    )
 
 
 def _replace_flags(spec: LayerSpec, in_prunable: bool, out_prunable: bool) -> LayerSpec:

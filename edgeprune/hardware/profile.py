@@ -7,11 +7,13 @@ with the fingerprint they were measured under. Every error names the file and th
 
 from __future__ import annotations
 
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
+
+import tomllib
 
 from edgeprune.errors import InputError
 
@@ -19,8 +21,18 @@ FORMAT = "edgeprune-device"
 VERSION = 1
 PROVIDERS = ("cpu", "cuda", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
-FINGERPRINT_KEYS = ("onnxruntime", "tensorrt", "jetpack", "provider", "threads", "power_mode", "cpu", "gpu",
-                    "platform", "measured_at")
+FINGERPRINT_KEYS = (
+    "onnxruntime",
+    "tensorrt",
+    "jetpack",
+    "provider",
+    "threads",
+    "power_mode",
+    "cpu",
+    "gpu",
+    "platform",
+    "measured_at",
+)
 
 
 @dataclass(frozen=True)
@@ -103,11 +115,15 @@ def parse_profile(data: Mapping[str, Any], source: str) -> DeviceProfile:
         raise InputError(f"{source}: 'format' must be \"{FORMAT}\" (is this an edgeprune device profile?)")
     version = r.get("version", int)
     if version != VERSION:
-        raise InputError(f"{source}: profile version {version} is not supported; this edgeprune reads version {VERSION}")
+        raise InputError(
+            f"{source}: profile version {version} is not supported; this edgeprune reads version {VERSION}"
+        )
     provider = r.choice("runtime.provider", PROVIDERS)
     precision = r.choice("runtime.precision", PRECISIONS)
     roofline = Roofline(
-        peak_flops=MappingProxyType({p: r.positive(f"roofline.peak_flops.{p}") for p in r.table("roofline.peak_flops")}),
+        peak_flops=MappingProxyType(
+            {p: r.positive(f"roofline.peak_flops.{p}") for p in r.table("roofline.peak_flops")}
+        ),
         memory_bandwidth=r.positive("roofline.memory_bandwidth"),
         efficiency=r.positive("roofline.efficiency", 1.0),
         layer_overhead_us=r.non_negative("roofline.layer_overhead_us", 0.0),
@@ -130,9 +146,15 @@ def parse_profile(data: Mapping[str, Any], source: str) -> DeviceProfile:
     if alignment < 1:
         raise InputError(f"{source}: alignment.channels must be a positive channel count, got {alignment}")
     return DeviceProfile(
-        name=r.get("name", str), description=r.get("description", str, ""), provider=provider, precision=precision,
-        alignment=alignment, alignment_notes=r.get("alignment.notes", str, ""), roofline=roofline,
-        threads=r.get("runtime.threads", int, 0), fingerprint=MappingProxyType(fingerprint),
+        name=r.get("name", str),
+        description=r.get("description", str, ""),
+        provider=provider,
+        precision=precision,
+        alignment=alignment,
+        alignment_notes=r.get("alignment.notes", str, ""),
+        roofline=roofline,
+        threads=r.get("runtime.threads", int, 0),
+        fingerprint=MappingProxyType(fingerprint),
         layers=MappingProxyType({t.key: t for t in (_layer(x, i, source) for i, x in enumerate(layers))}),
         models=MappingProxyType({m.sha256: m for m in (_model(x, i, source) for i, x in enumerate(models))}),
         source=source,
@@ -160,8 +182,13 @@ def _layer(raw: Any, index: int, source: str) -> LayerTable:
 
 def _model(raw: Any, index: int, source: str) -> ModelMeasurement:
     r = _Reader(raw, source, f"measured.models[{index}].")
-    return ModelMeasurement(r.get("sha256", str), r.get("name", str, ""), r.positive("ms"),
-                            r.non_negative("layers_ms", 0.0), r.get("input_shape", str, ""))
+    return ModelMeasurement(
+        r.get("sha256", str),
+        r.get("name", str, ""),
+        r.positive("ms"),
+        r.non_negative("layers_ms", 0.0),
+        r.get("input_shape", str, ""),
+    )
 
 
 _MISSING = object()
@@ -213,5 +240,11 @@ class _Reader:
         return value
 
 
-_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
-               dict: "a table"}
+_KIND_NAMES = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}

@@ -17,27 +17,51 @@ def dumps_profile(profile: DeviceProfile, header: str = "") -> str:
     roof = profile.roofline
     lines = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
     lines += [
-        f"format = {_str(FORMAT)}", f"version = {VERSION}", f"name = {_str(profile.name)}",
-        f"description = {_str(profile.description)}", "",
-        "[runtime]", f"provider = {_str(profile.provider)}", f"precision = {_str(profile.precision)}",
-        f"threads = {profile.threads}", "",
-        "[alignment]", f"channels = {profile.alignment}", f"notes = {_str(profile.alignment_notes)}", "",
+        f"format = {_str(FORMAT)}",
+        f"version = {VERSION}",
+        f"name = {_str(profile.name)}",
+        f"description = {_str(profile.description)}",
+        "",
+        "[runtime]",
+        f"provider = {_str(profile.provider)}",
+        f"precision = {_str(profile.precision)}",
+        f"threads = {profile.threads}",
+        "",
+        "[alignment]",
+        f"channels = {profile.alignment}",
+        f"notes = {_str(profile.alignment_notes)}",
+        "",
         "[roofline]",
         "peak_flops = { " + ", ".join(f"{k} = {_num(v)}" for k, v in roof.peak_flops.items()) + " }",
-        f"memory_bandwidth = {_num(roof.memory_bandwidth)}", f"efficiency = {_num(roof.efficiency)}",
+        f"memory_bandwidth = {_num(roof.memory_bandwidth)}",
+        f"efficiency = {_num(roof.efficiency)}",
         f"layer_overhead_us = {_num(roof.layer_overhead_us)}",
-        "sources = [" + ", ".join(_str(s) for s in roof.sources) + "]", f"notes = {_str(roof.notes)}",
+        "sources = [" + ", ".join(_str(s) for s in roof.sources) + "]",
+        f"notes = {_str(roof.notes)}",
     ]
     if profile.fingerprint:
         lines += ["", "[measured.fingerprint]"] + [f"{k} = {_str(v)}" for k, v in profile.fingerprint.items()]
     for model in profile.models.values():
-        lines += ["", "[[measured.models]]", f"sha256 = {_str(model.sha256)}", f"name = {_str(model.name)}",
-                  f"ms = {_num(model.ms)}", f"layers_ms = {_num(model.layers_ms)}"]
+        lines += [
+            "",
+            "[[measured.models]]",
+            f"sha256 = {_str(model.sha256)}",
+            f"name = {_str(model.name)}",
+            f"ms = {_num(model.ms)}",
+            f"layers_ms = {_num(model.layers_ms)}",
+        ]
         if model.input_shape:
             lines.append(f"input_shape = {_str(model.input_shape)}")
     for table in profile.layers.values():
-        lines += ["", "[[measured.layers]]", f"key = {_str(table.key)}", f"depthwise = {str(table.depthwise).lower()}",
-                  f"cin = {list(table.cin)}", f"cout = {list(table.cout)}", "ms = ["]
+        lines += [
+            "",
+            "[[measured.layers]]",
+            f"key = {_str(table.key)}",
+            f"depthwise = {str(table.depthwise).lower()}",
+            f"cin = {list(table.cin)}",
+            f"cout = {list(table.cout)}",
+            "ms = [",
+        ]
         lines += ["  [" + ", ".join(_num(v) for v in row) + "]," for row in table.ms]
         lines.append("]")
     return "\n".join(lines) + "\n"

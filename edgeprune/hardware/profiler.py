@@ -67,8 +67,13 @@ def sized_model(model_path: str | Path, input_shapes: Sequence[str] = ()) -> Mod
     return model
 
 
-def profile_model(device: DeviceProfile, model: str | Path | ModelGraph, settings: ProfileSettings = ProfileSettings(),
-                  progress: Progress | None = None, input_shapes: Sequence[str] = ()) -> DeviceProfile:
+def profile_model(
+    device: DeviceProfile,
+    model: str | Path | ModelGraph,
+    settings: ProfileSettings = ProfileSettings(),
+    progress: Progress | None = None,
+    input_shapes: Sequence[str] = (),
+) -> DeviceProfile:
     """The device's profile plus tables for every layer shape of the model and the whole model's latency.
     ``model`` is a path (sized by ``input_shapes``) or a model from `sized_model`."""
     from edgeprune.analysis import analyze
@@ -87,8 +92,9 @@ def profile_model(device: DeviceProfile, model: str | Path | ModelGraph, setting
     for done, layer in enumerate(unique.values()):
         if progress:
             progress("layers", done, len(unique))
-        tables[layer.key] = measure_layer(layer, _steps(layer, analysis, device.alignment), device, settings, threads,
-                                          overhead)
+        tables[layer.key] = measure_layer(
+            layer, _steps(layer, analysis, device.alignment), device, settings, threads, overhead
+        )
     if progress:
         progress("layers", len(unique), len(unique))
     runner = _runner(device, model.proto.SerializeToString(), threads)
@@ -98,8 +104,9 @@ def profile_model(device: DeviceProfile, model: str | Path | ModelGraph, setting
     layer_sum = LatencyModel(stamped, model, analysis).layer_sum_full
     models = dict(device.models)
     shape = " ".join(f"{n}={','.join(map(str, d))}" for n, d in input_shapes_of(model).items())
-    models[model.source_sha256] = ModelMeasurement(model.source_sha256, Path(model.source_path).name, whole_ms,
-                                                   layer_sum, shape)
+    models[model.source_sha256] = ModelMeasurement(
+        model.source_sha256, Path(model.source_path).name, whole_ms, layer_sum, shape
+    )
     logger.info("whole model %.3f ms, sum of its layers %.3f ms", whole_ms, layer_sum)
     return replace(stamped, models=MappingProxyType(models), threads=threads)
 
@@ -116,8 +123,14 @@ def _keep_compatible(device: DeviceProfile, stamp: dict[str, str]) -> DeviceProf
     return replace(device, layers=MappingProxyType({}), models=MappingProxyType({}))
 
 
-def measure_layer(layer: LayerSpec, steps: tuple[int, int], device: DeviceProfile, settings: ProfileSettings,
-                  threads: int, overhead_ms: float = 0.0) -> LayerTable:
+def measure_layer(
+    layer: LayerSpec,
+    steps: tuple[int, int],
+    device: DeviceProfile,
+    settings: ProfileSettings,
+    threads: int,
+    overhead_ms: float = 0.0,
+) -> LayerTable:
     """The layer's table; ``overhead_ms`` (the runtime's cost of one call, which a layer inside a model does
     not pay) is taken off every point."""
     cin_counts = sample_counts(layer.cin, steps[0], settings.points, layer.in_prunable)
@@ -129,7 +142,9 @@ def measure_layer(layer: LayerSpec, steps: tuple[int, int], device: DeviceProfil
     points = [(ci, co) for ci in cin_counts for co in cout_counts]
     ms = _less(_time_round_robin(layer, points, device, settings, threads), overhead_ms)
     width = len(cout_counts)
-    return LayerTable(layer.key, cin_counts, cout_counts, tuple(tuple(ms[i:i + width]) for i in range(0, len(ms), width)))
+    return LayerTable(
+        layer.key, cin_counts, cout_counts, tuple(tuple(ms[i : i + width]) for i in range(0, len(ms), width))
+    )
 
 
 def _less(values: list[float], overhead_ms: float) -> list[float]:
@@ -140,8 +155,12 @@ def _less(values: list[float], overhead_ms: float) -> list[float]:
 def run_overhead_ms(device: DeviceProfile, threads: int) -> float:
     """What one call to the runtime costs with (almost) nothing to compute: a 1-element Relu."""
     node = helper.make_node("Relu", ["x"], ["y"])
-    graph = helper.make_graph([node], "empty", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [node],
+        "empty",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=MAX_IR_VERSION)
     runner = _runner(device, model.SerializeToString(), threads)
     timing = measure(runner, warmup=20, repeats=200)
@@ -160,8 +179,9 @@ def _steps(layer: LayerSpec, analysis, alignment: int) -> tuple[int, int]:
     return steps[0], steps[1]
 
 
-def _time_round_robin(layer: LayerSpec, points: list[tuple[int, int]], device: DeviceProfile,
-                      settings: ProfileSettings, threads: int) -> list[float]:
+def _time_round_robin(
+    layer: LayerSpec, points: list[tuple[int, int]], device: DeviceProfile, settings: ProfileSettings, threads: int
+) -> list[float]:
     """ms at every point (the 20th percentile of its runs), timed in rounds that run each point once: a machine
     that slows down for a while slows every point alike, so the table's shape (what the latency model
     interpolates) holds; the low percentile keeps the runs that other processes did not interrupt."""
@@ -193,19 +213,24 @@ def measure_roofline(device: DeviceProfile, settings: ProfileSettings = ProfileS
     add = _runner(device, _op_model("Add", [elements], [elements]), threads)
     gemm_ms = measure(gemm, warmup=2, repeats=15).p10_ms  # a peak: the fast runs, not the ones others slowed
     add_ms = measure(add, warmup=2, repeats=15).p10_ms
-    flops = 2.0 * n ** 3 / (gemm_ms / 1000.0)
+    flops = 2.0 * n**3 / (gemm_ms / 1000.0)
     bandwidth = 3 * 4 * elements / (add_ms / 1000.0)
     roof = device.roofline
     peaks = {p: v * flops / roof.peak_flops[device.precision] for p, v in roof.peak_flops.items()}
     measured = Roofline(
-        peak_flops=MappingProxyType(peaks), memory_bandwidth=bandwidth, efficiency=roof.efficiency,
+        peak_flops=MappingProxyType(peaks),
+        memory_bandwidth=bandwidth,
+        efficiency=roof.efficiency,
         layer_overhead_us=roof.layer_overhead_us,
-        sources=(f"measured by `edgeprune profile` on {cpu_name()}: {n}x{n}x{n} MatMul for FLOP/s, "
-                 f"{elements}-element Add for bandwidth ({device.provider} provider, threads={threads or 'default'})",),
+        sources=(
+            f"measured by `edgeprune profile` on {cpu_name()}: {n}x{n}x{n} MatMul for FLOP/s, "
+            f"{elements}-element Add for bandwidth ({device.provider} provider, threads={threads or 'default'})",
+        ),
         notes=f"{device.precision} peak and bandwidth measured; other precisions keep the ratios of the {device.name} profile",
     )
-    return replace(device, roofline=measured, threads=threads,
-                   fingerprint=MappingProxyType(fingerprint(device.provider, threads)))
+    return replace(
+        device, roofline=measured, threads=threads, fingerprint=MappingProxyType(fingerprint(device.provider, threads))
+    )
 
 
 def _runner(device: DeviceProfile, model_bytes: bytes, threads: int) -> Runner:
@@ -215,8 +240,14 @@ def _runner(device: DeviceProfile, model_bytes: bytes, threads: int) -> Runner:
 
 def _op_model(op: str, a: list[int], b: list[int]) -> bytes:
     node = helper.make_node(op, ["a", "b"], ["y"])
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info("a", TensorProto.FLOAT, a),
-                                                   helper.make_tensor_value_info("b", TensorProto.FLOAT, b)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * len(a))])
+    graph = helper.make_graph(
+        [node],
+        op.lower(),
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, a),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, b),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * len(a))],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=MAX_IR_VERSION)
     return model.SerializeToString()

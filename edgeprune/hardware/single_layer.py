@@ -39,8 +39,11 @@ def layer_model(layer: LayerSpec, cin: int, cout: int, seed: int = 0) -> bytes:
         inputs.append("b")
     node = helper.make_node(layer.op, inputs, ["y"], **attrs)
     graph = helper.make_graph(
-        [node], "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * len(x_shape))], initializer=inits,
+        [node],
+        "layer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * len(x_shape))],
+        initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=MAX_IR_VERSION)
     onnx.checker.check_model(model)

@@ -31,15 +31,29 @@ class Timing:
         return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
 
     @classmethod
-    def of(cls, samples_ms: list[float], warmup: int) -> "Timing":
+    def of(cls, samples_ms: list[float], warmup: int) -> Timing:
         values = np.asarray(samples_ms, dtype=np.float64)
         p10, p25, median, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
-        return cls(float(median), float(p10), float(p90), len(values), warmup, float(p75 - p25),
-                   tuple(float(v) for v in values))
+        return cls(
+            float(median),
+            float(p10),
+            float(p90),
+            len(values),
+            warmup,
+            float(p75 - p25),
+            tuple(float(v) for v in values),
+        )
 
     def to_dict(self) -> dict:
-        return {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms, "iqr_ms": self.iqr_ms,
-                "spread": self.spread, "runs": self.runs, "warmup": self.warmup}
+        return {
+            "median_ms": self.median_ms,
+            "p10_ms": self.p10_ms,
+            "p90_ms": self.p90_ms,
+            "iqr_ms": self.iqr_ms,
+            "spread": self.spread,
+            "runs": self.runs,
+            "warmup": self.warmup,
+        }
 
 
 @dataclass(frozen=True)
@@ -55,16 +69,28 @@ class Comparison:
     rounds: int
 
     def to_dict(self) -> dict:
-        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "ratio": self.ratio, "noise": self.noise,
-                "rounds": self.rounds}
+        return {
+            "a": self.a.to_dict(),
+            "b": self.b.to_dict(),
+            "ratio": self.ratio,
+            "noise": self.noise,
+            "rounds": self.rounds,
+        }
 
 
 class Runner:
     """One ONNX Runtime session with fixed random inputs, ready to be timed. ``input_shapes`` gives the size
     of inputs the model leaves dynamic (`feed_shapes` checks them); other dynamic sizes become 1."""
 
-    def __init__(self, model_bytes: bytes, provider: str = "cpu", threads: int | None = None, seed: int = 0,
-                 precision: str = "fp32", input_shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+    def __init__(
+        self,
+        model_bytes: bytes,
+        provider: str = "cpu",
+        threads: int | None = None,
+        seed: int = 0,
+        precision: str = "fp32",
+        input_shapes: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
         try:
             self.session = _session(model_bytes, provider, threads, precision)
         except EdgepruneError:
@@ -140,9 +166,16 @@ def _check_counts(warmup: int, repeats: int) -> None:
         raise InputError(f"warm-up must be >= 0 and repeats >= 1, got {warmup} and {repeats}")
 
 
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
-           "tensor(bool)": np.bool_}
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(bool)": np.bool_,
+}
 
 
 def _random_input(arg, rng: np.random.Generator, size: Sequence[int] | None = None) -> np.ndarray:

@@ -28,8 +28,9 @@ class HostMeasurement:
     rounds: int
 
 
-def measure_on_host(original: bytes, pruned: bytes, provider: str = "cpu", rounds: int = 20,
-                    threads: int | None = None) -> HostMeasurement:
+def measure_on_host(
+    original: bytes, pruned: bytes, provider: str = "cpu", rounds: int = 20, threads: int | None = None
+) -> HostMeasurement:
     a = Runner(original, provider=provider, threads=threads)
     b = Runner(pruned, provider=provider, threads=threads)
     result = compare(a, b, warmup=5, rounds=rounds)
@@ -44,33 +45,56 @@ def latency_section(latency: LatencyModel, keep: np.ndarray, host: HostMeasureme
     predicted_before, predicted_after = latency.predict(full), latency.predict(keep)
     predicted_gain = 1.0 - predicted_after / predicted_before if predicted_before > 0 else 0.0
     rows = [
-        {"node": b.node, "op": b.op, "channels_before": [b.cin, b.cout], "channels_after": [a.cin, a.cout],
-         "macs_before": b.macs, "macs_after": a.macs, "mac_reduction": _reduction(b.macs, a.macs),
-         "predicted_ms_before": b.ms, "predicted_ms_after": a.ms, "source": a.source}
+        {
+            "node": b.node,
+            "op": b.op,
+            "channels_before": [b.cin, b.cout],
+            "channels_after": [a.cin, a.cout],
+            "macs_before": b.macs,
+            "macs_after": a.macs,
+            "mac_reduction": _reduction(b.macs, a.macs),
+            "predicted_ms_before": b.ms,
+            "predicted_ms_after": a.ms,
+            "source": a.source,
+        }
         for b, a in zip(before, after)
     ]
     macs_before, macs_after = sum(b.macs for b in before), sum(a.macs for a in after)
     warnings = []
     section = {
-        "device": device.name, "provider": device.provider, "precision": device.precision,
-        "alignment": device.alignment, "profile": device.source,
+        "device": device.name,
+        "provider": device.provider,
+        "precision": device.precision,
+        "alignment": device.alignment,
+        "profile": device.source,
         "tables": f"{latency.table_coverage:.0%} of layers from measured tables, the rest from the roofline",
-        "factor": latency.factor, "factor_source": latency.factor_source,
-        "macs_before": macs_before, "macs_after": macs_after, "mac_reduction": _reduction(macs_before, macs_after),
-        "predicted_ms_before": predicted_before, "predicted_ms_after": predicted_after,
+        "factor": latency.factor,
+        "factor_source": latency.factor_source,
+        "macs_before": macs_before,
+        "macs_after": macs_after,
+        "mac_reduction": _reduction(macs_before, macs_after),
+        "predicted_ms_before": predicted_before,
+        "predicted_ms_after": predicted_after,
         "predicted_speedup": predicted_before / predicted_after if predicted_after > 0 else None,
-        "measured_host": None, "warnings": warnings, "notes": [], "layers": rows,
+        "measured_host": None,
+        "warnings": warnings,
+        "notes": [],
+        "layers": rows,
     }
     if host is not None:
         section["measured_host"] = host.__dict__.copy()
         if predicted_gain < host.noise:
-            warnings.append(f"the predicted gain ({predicted_gain:.1%}) is smaller than the host measurement noise "
-                            f"(+-{host.noise:.1%}): the speed-up may not be measurable")
+            warnings.append(
+                f"the predicted gain ({predicted_gain:.1%}) is smaller than the host measurement noise "
+                f"(+-{host.noise:.1%}): the speed-up may not be measurable"
+            )
         if host.speedup < 1.0 - host.noise:
             warnings.append(f"the pruned model measured slower on this machine ({host.speedup:.2f}x)")
     if device.name != "host" and host is not None:
-        section["notes"].append(f"the measured latency is this machine's ({host.provider}), not the {device.name}'s; "
-                        f"run `edgeprune bench --vs` on the device to measure there")
+        section["notes"].append(
+            f"the measured latency is this machine's ({host.provider}), not the {device.name}'s; "
+            f"run `edgeprune bench --vs` on the device to measure there"
+        )
     for text in warnings:
         logger.warning(text)
     return section

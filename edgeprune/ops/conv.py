@@ -67,7 +67,7 @@ class ConvRule(OpRule):
         # grouped: generic slicing cut the rows; now cut each group's columns by its own kept inputs
         per_group_in = kept_in.reshape(groups, -1)
         rows = weight.shape[0] // groups
-        blocks = [weight[g * rows:(g + 1) * rows][:, per_group_in[g]] for g in range(groups)]
+        blocks = [weight[g * rows : (g + 1) * rows][:, per_group_in[g]] for g in range(groups)]
         sctx.set_constant(node, 1, np.concatenate(blocks, axis=0))
 
 

@@ -89,8 +89,9 @@ class SplitRule(OpRule):
         axis = normalize_axis(int(node.attrs.get("axis", 0)), sctx.rank(node.inputs[0]))
         if axis != sctx.analysis_track(node.inputs[0]).axis:
             return
-        sizes = np.array([int(sctx.analysis.kept_positions(out.name, sctx.keep).sum()) for out in node.outputs],
-                         dtype=np.int64)
+        sizes = np.array(
+            [int(sctx.analysis.kept_positions(out.name, sctx.keep).sum()) for out in node.outputs], dtype=np.int64
+        )
         node.attrs.pop("num_outputs", None)
         if sctx.opset >= 13:
             sctx.set_constant(node, 1, sizes)

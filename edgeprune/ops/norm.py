@@ -45,7 +45,9 @@ class CrossChannelNormRule(OpRule):
         if node.op in ("LpNormalization", "LayerNormalization"):
             rank = len(ctx.shape(node.inputs[0]) or ())
             axis = normalize_axis(int(node.attrs.get("axis", -1)), rank) if rank else None
-            spans_channels = axis is None or (axis <= track.axis if node.op == "LayerNormalization" else axis == track.axis)
+            spans_channels = axis is None or (
+                axis <= track.axis if node.op == "LayerNormalization" else axis == track.axis
+            )
             if not spans_channels:
                 passthrough(node, ctx)
                 return

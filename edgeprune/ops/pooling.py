@@ -21,8 +21,18 @@ class PoolRule(OpRule):
             ctx.set_track(node.outputs[0], 1, track.ids)
 
 
-@op_rule("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceL1", "ReduceL2", "ReduceProd",
-         "ReduceLogSumExp", "ReduceSumSquare", "ReduceLogSum")
+@op_rule(
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceSum",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceProd",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+    "ReduceLogSum",
+)
 class ReduceRule(OpRule):
     """A reduction over spatial axes keeps each channel apart; one over the channel axis mixes them all.
 
@@ -83,7 +93,11 @@ class ResizeRule(OpRule):
         if scales is None:
             index = 1 if node.op == "Upsample" else 2
             scales = ctx.constant(node.inputs[index]) if len(node.inputs) > index and node.inputs[index].name else None
-        sizes = ctx.constant(node.inputs[3]) if node.op == "Resize" and len(node.inputs) > 3 and node.inputs[3].name else None
+        sizes = (
+            ctx.constant(node.inputs[3])
+            if node.op == "Resize" and len(node.inputs) > 3 and node.inputs[3].name
+            else None
+        )
         if scales is None and sizes is None:
             raise Unsupported("its scales or sizes are computed at run time")
         if "axes" in node.attrs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-OP_RULES: dict[str, "OpRule"] = {}
+OP_RULES: dict[str, OpRule] = {}
 
 
 class OpRule:

@@ -17,7 +17,7 @@ def _static(dims) -> bool:
 
 def _flattened_ids(track, shape) -> np.ndarray:
     """Channel c of an N,C,H,W map owns positions c*H*W .. (c+1)*H*W-1 once flattened."""
-    trailing = shape[track.axis + 1:]
+    trailing = shape[track.axis + 1 :]
     if not _static(trailing):
         raise Unsupported("flattening needs static spatial dimensions")
     return np.repeat(track.ids, int(math.prod(trailing)))
@@ -45,7 +45,12 @@ def _keeps_batch(in_shape, out_shape, target: list[int], allowzero: int) -> bool
     if target[0] == 0 and not allowzero:
         return True
     rest = target[1:]
-    return target[0] == -1 and all(v > 0 for v in rest) and _static(in_shape[1:]) and math.prod(rest) == math.prod(in_shape[1:])
+    return (
+        target[0] == -1
+        and all(v > 0 for v in rest)
+        and _static(in_shape[1:])
+        and math.prod(rest) == math.prod(in_shape[1:])
+    )
 
 
 def _squeezed(dims) -> list:

@@ -46,8 +46,12 @@ class ReconstructionReport:
     ridge: float
 
     def to_dict(self) -> dict:
-        return {"images": self.images, "samples_per_image": self.samples_per_image, "ridge": self.ridge,
-                "layers": [asdict(layer) for layer in self.layers]}
+        return {
+            "images": self.images,
+            "samples_per_image": self.samples_per_image,
+            "ridge": self.ridge,
+            "layers": [asdict(layer) for layer in self.layers],
+        }
 
 
 def reconstruct(
@@ -168,7 +172,9 @@ def _store(target: Target, node, nodes, matrix: np.ndarray, bias: np.ndarray) ->
         if target.bias_add is not None:
             add = nodes[target.bias_add]
             old = np.asarray(add.inputs[target.bias_index].values)
-            add.inputs[target.bias_index] = gs.Constant(f"{add.name}.bias.refit", bias.astype(old.dtype).reshape(old.shape))
+            add.inputs[target.bias_index] = gs.Constant(
+                f"{add.name}.bias.refit", bias.astype(old.dtype).reshape(old.shape)
+            )
         return
     bias_constant = gs.Constant(f"{node.name}.bias.refit", bias.astype(weight.dtype))
     if len(node.inputs) > 2:
@@ -194,7 +200,7 @@ def _refit(target: Target, nodes, graph, calibration, batch_size, provider, ridg
     rows_out, cols_in = matrix.shape[0] // groups, x.shape[1] // groups
     for g in range(groups):
         out = slice(g * rows_out, (g + 1) * rows_out)
-        xs, ys, shift = x[:, g * cols_in:(g + 1) * cols_in], y[:, out], offset[:, out]
+        xs, ys, shift = x[:, g * cols_in : (g + 1) * cols_in], y[:, out], offset[:, out]
         fitted_w, fitted_b = ridge_fit(xs, ys, ridge, target.intercept)
         if target.rectified:
             fitted_w, fitted_b = rectified_fit(xs, ys, ridge, fitted_w, fitted_b, shift, intercept=target.intercept)
@@ -206,7 +212,21 @@ def _refit(target: Target, nodes, graph, calibration, batch_size, provider, ridg
     if applied:
         _store(target, node, nodes, new_matrix, new_bias)
     logger.info("refit %s: relative error %.4f -> %.4f%s", target.node, before, after, "" if applied else " (kept)")
-    aim = "the residual sum" if has_addend else "its output plus the bias Add after it" if target.bias_add else "its output"
+    aim = (
+        "the residual sum"
+        if has_addend
+        else "its output plus the bias Add after it"
+        if target.bias_add
+        else "its output"
+    )
     aim += " after the ReLU" if target.rectified else ""
-    return LayerRefit(target.node, target.op, len(x), x.shape[1], float(before), float(min(before, after)), applied,
-                      f"fitted to {aim}")
+    return LayerRefit(
+        target.node,
+        target.op,
+        len(x),
+        x.shape[1],
+        float(before),
+        float(min(before, after)),
+        applied,
+        f"fitted to {aim}",
+    )

@@ -16,7 +16,7 @@ class ConvGeometry:
     groups: int
 
     @classmethod
-    def of(cls, attrs: dict, weight_shape: tuple[int, ...]) -> "ConvGeometry | None":
+    def of(cls, attrs: dict, weight_shape: tuple[int, ...]) -> ConvGeometry | None:
         if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET") or len(weight_shape) != 4:
             return None
         pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
@@ -34,7 +34,11 @@ def sample_positions(images: np.ndarray, height: int, width: int, per_image: int
     rows = []
     for image in images.tolist():
         rng = np.random.default_rng((seed, image))
-        flat = np.arange(height * width) if height * width <= per_image else rng.choice(height * width, per_image, replace=False)
+        flat = (
+            np.arange(height * width)
+            if height * width <= per_image
+            else rng.choice(height * width, per_image, replace=False)
+        )
         rows.append(np.stack([np.full(len(flat), image), flat // width, flat % width], axis=1))
     return np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
 

@@ -21,8 +21,14 @@ def ridge_fit(x: np.ndarray, y: np.ndarray, ridge: float, intercept: bool = True
     return weight, y_mean - weight @ x_mean
 
 
-def relative_error(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-                   offset: np.ndarray | float = 0.0, rectified: bool = False) -> float:
+def relative_error(
+    x: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    offset: np.ndarray | float = 0.0,
+    rectified: bool = False,
+) -> float:
     """||y - (x W^T + b)|| / ||y||; with ``rectified``, of relu(. + offset) on both sides: what a ReLU after
     the layer (and after an Add of ``offset``) passes on."""
     prediction = x.astype(np.float64) @ weight.T + bias
@@ -32,9 +38,16 @@ def relative_error(x: np.ndarray, y: np.ndarray, weight: np.ndarray, bias: np.nd
     return float(np.linalg.norm(target - prediction) / max(np.linalg.norm(target), 1e-12))
 
 
-def rectified_fit(x: np.ndarray, y: np.ndarray, ridge: float, weight: np.ndarray, bias: np.ndarray,
-                  offset: np.ndarray | float = 0.0, rounds: int = 3,
-                  intercept: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def rectified_fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    ridge: float,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    offset: np.ndarray | float = 0.0,
+    rounds: int = 3,
+    intercept: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Refine a fit of ``y`` whose outputs, plus ``offset``, go through a ReLU: where ``y + offset`` is
     negative, any prediction that keeps the sum negative is as good as the target itself, so those entries
     are moved to min(prediction + offset, 0) - offset and the fit repeated.

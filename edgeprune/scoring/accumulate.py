@@ -139,10 +139,24 @@ class LayerAccumulator:
 
     def merge(self, other: LayerAccumulator) -> LayerAccumulator:
         """Add ``other``'s sums (images disjoint from ours) into this accumulator; returns ``self``."""
-        mine = (self.channels, self.levels, self.next_channels, self.n_classes, self.label_bins,
-                self.cross is None, self.hist is None)
-        theirs = (other.channels, other.levels, other.next_channels, other.n_classes, other.label_bins,
-                  other.cross is None, other.hist is None)
+        mine = (
+            self.channels,
+            self.levels,
+            self.next_channels,
+            self.n_classes,
+            self.label_bins,
+            self.cross is None,
+            self.hist is None,
+        )
+        theirs = (
+            other.channels,
+            other.levels,
+            other.next_channels,
+            other.n_classes,
+            other.label_bins,
+            other.cross is None,
+            other.hist is None,
+        )
         if mine != theirs or self.keep_image_entropy != other.keep_image_entropy:
             raise ValueError(
                 "cannot merge accumulators built differently: (channels, levels, next_channels, n_classes, "

@@ -65,8 +65,13 @@ def l1(context: ScoringContext, group) -> np.ndarray | None:
         if node.name not in producers or len(node.input) < 2 or node.input[1] not in weights:
             continue
         weight = numpy_helper.to_array(weights[node.input[1]])
-        out_axis = 1 if node.op_type == "ConvTranspose" or (node.op_type == "MatMul") or (
-            node.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in node.attribute)) else 0
+        out_axis = (
+            1
+            if node.op_type == "ConvTranspose"
+            or (node.op_type == "MatMul")
+            or (node.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in node.attribute))
+            else 0
+        )
         norms = np.abs(np.moveaxis(weight, out_axis, 0)).reshape(weight.shape[out_axis], -1).sum(axis=1)
         classes = analysis.tensors[node.output[0]].classes
         mine = analysis.class_group[classes] == index

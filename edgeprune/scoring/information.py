@@ -98,8 +98,9 @@ def _dead_mask(dead: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | 
     return dead
 
 
-def _pair_counts(codes_x, codes_y, levels, dead_x, dead_y, window: bool, backend: str, max_elements: int,
-                 stride: int = 1):
+def _pair_counts(
+    codes_x, codes_y, levels, dead_x, dead_y, window: bool, backend: str, max_elements: int, stride: int = 1
+):
     levels = check_levels(levels)
     codes_x, codes_y = check_codes(codes_x, levels), check_codes(codes_y, levels)
     n, cx, h, w = codes_x.shape
@@ -199,9 +200,7 @@ def aura_mi_importance(cross_counts: np.ndarray) -> np.ndarray:
     return mutual_information(cross_counts).sum(axis=1)
 
 
-def entropy_bin_codes(
-    entropy: np.ndarray, levels: int, bins: int, dead: np.ndarray | None = None
-) -> np.ndarray:
+def entropy_bin_codes(entropy: np.ndarray, levels: int, bins: int, dead: np.ndarray | None = None) -> np.ndarray:
     """Per-image aura entropies (N, C) -> int64 bin codes in [0, bins) over the fixed range [0, log2(G*G)].
 
     Fixed bins need no first pass to find the range, so label counts can stream. Dead maps get -1,

@@ -56,9 +56,7 @@ def default_levels(h: int, w: int) -> int:
     return 2
 
 
-def quantize_maps(
-    maps: np.ndarray, levels: int = 8, *, min_range: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
+def quantize_maps(maps: np.ndarray, levels: int = 8, *, min_range: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Quantise each (image, channel) map of ``maps`` (N, C, H, W) to codes 0..levels-1 on its min-max range.
 
     code = floor((x - min) / (max - min) * levels), computed in float64, with the map's maximum (and any

@@ -6,10 +6,9 @@ images on which the map is alive, so a dead map (constant, entropy 0) never look
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -48,8 +47,9 @@ DEFAULT_CRITERION = "refit-error"
 READS_GRAMS: set[str] = set()  # criteria that read the consumers' least-squares statistics (`capture_grams`)
 
 
-def register_scorer(name: str, *, measures: frozenset[str] | None = frozenset(),
-                    grams: bool = False) -> Callable[[Scorer], Scorer]:
+def register_scorer(
+    name: str, *, measures: frozenset[str] | None = frozenset(), grams: bool = False
+) -> Callable[[Scorer], Scorer]:
     """``measures``: the statistics the criterion reads besides dead maps and moments (see
     `capture_stats`); None for a criterion that needs no activation maps at all. ``grams``: it reads
     the consumers' least-squares statistics instead."""

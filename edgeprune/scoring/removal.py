@@ -27,8 +27,9 @@ class _ConsumerFit:
     Only the group's own block of the inverse Gram matrix and of the fitted weights is kept: removing the
     group's columns changes the fit of the other columns, but not what the next removal costs."""
 
-    def __init__(self, inverse: np.ndarray, weight: np.ndarray, y_square: float, owner: np.ndarray,
-                 channels: int) -> None:
+    def __init__(
+        self, inverse: np.ndarray, weight: np.ndarray, y_square: float, owner: np.ndarray, channels: int
+    ) -> None:
         order = np.argsort(owner, kind="stable")
         self.inverse, self.weight = inverse[np.ix_(order, order)], weight[order]
         self.scale = 1.0 / y_square
@@ -69,8 +70,9 @@ class _ConsumerFit:
         return added
 
 
-def removal_scores(grams, analysis: ChannelAnalysis, group: ChannelGroup, ridge: float = 1e-3,
-                   chunk: int = 32) -> np.ndarray | None:
+def removal_scores(
+    grams, analysis: ChannelAnalysis, group: ChannelGroup, ridge: float = 1e-3, chunk: int = 32
+) -> np.ndarray | None:
     """Scores (channels,) of ``group``: the refit error when each channel is removed greedily (see above).
 
     ``grams`` are the consumers' statistics (`capture_grams`). Each step removes max(1, alive // ``chunk``)
@@ -87,8 +89,15 @@ def removal_scores(grams, analysis: ChannelAnalysis, group: ChannelGroup, ridge:
         if y_square <= 0.0:
             continue
         cols = np.flatnonzero(mine)
-        fits.append(_ConsumerFit(inverse[np.ix_(cols, cols)], weight[cols], y_square,
-                                 analysis.class_index[gram.consumer.columns[cols]], group.channels))
+        fits.append(
+            _ConsumerFit(
+                inverse[np.ix_(cols, cols)],
+                weight[cols],
+                y_square,
+                analysis.class_index[gram.consumer.columns[cols]],
+                group.channels,
+            )
+        )
     if not fits:
         return None
     alive = np.arange(group.channels)

@@ -81,7 +81,8 @@ class DDPGAgent:
         if self.buffer.size == 0:
             return 0.0, 0.0
         states, actions, rewards, next_states, terminal = (
-            torch.from_numpy(a) for a in self.buffer.sample(s.batch, self.rng))
+            torch.from_numpy(a) for a in self.buffer.sample(s.batch, self.rng)
+        )
         mean = float(rewards.mean())
         self.baseline = mean if self.baseline is None else self.baseline + s.baseline_alpha * (mean - self.baseline)
         rewards = rewards - self.baseline

@@ -27,8 +27,15 @@ _KINDS = {"Conv": 0.0, "depthwise": 1.0, "Gemm": 2.0, "MatMul": 2.0}
 class PruningEnvironment:
     """One model and budget; :meth:`episode` starts a walk over the prunable groups."""
 
-    def __init__(self, model, selector: Selector, scores: Mapping[str, np.ndarray], min_ratio: float = 0.2,
-                 max_ratio: float = 1.0, spend_budget: bool = True) -> None:
+    def __init__(
+        self,
+        model,
+        selector: Selector,
+        scores: Mapping[str, np.ndarray],
+        min_ratio: float = 0.2,
+        max_ratio: float = 1.0,
+        spend_budget: bool = True,
+    ) -> None:
         self.selector, self.min_ratio, self.max_ratio, self.spend_budget = selector, min_ratio, max_ratio, spend_budget
         self.groups: tuple[ChannelGroup, ...] = selector.analysis.prunable_groups
         budget = selector.budget
@@ -44,8 +51,9 @@ class PruningEnvironment:
             keep[selector.analysis.members(group.id)] = False
             group_macs.append(self.full_macs - costs.cost(keep).macs)
         self.group_macs = np.array(group_macs, dtype=np.float64) / self.full_macs
-        self.static = _normalise(np.array([_static_row(model, g, i, m) for i, (g, m) in
-                                           enumerate(zip(self.groups, self.group_macs))]))
+        self.static = _normalise(
+            np.array([_static_row(model, g, i, m) for i, (g, m) in enumerate(zip(self.groups, self.group_macs))])
+        )
         if not selector.meets(self.plan(self.lowest)):
             raise InputError(
                 f"the budget ({budget.describe()}) cannot be met by the rl search's wall: even with every group at "
@@ -74,7 +82,7 @@ class PruningEnvironment:
         """The plan that keeps ``counts[i]`` channels of group i (a group at its full width is left out)."""
         return {g.id: self.kept(i, int(c)) for i, (g, c) in enumerate(zip(self.groups, counts)) if c < g.channels}
 
-    def episode(self) -> "Episode":
+    def episode(self) -> Episode:
         return Episode(self)
 
 
@@ -94,7 +102,7 @@ class Episode:
         env, t = self.env, len(self.counts)
         decided = self.counts + [g.channels for g in env.groups[t:]]
         reduced = 1.0 - env.selector.costs.cost_of_plan(env.plan(decided)).macs / env.full_macs
-        rest = float(env.group_macs[t + 1:].sum())
+        rest = float(env.group_macs[t + 1 :].sum())
         previous = self.actions[-1] if self.actions else 1.0
         return np.concatenate([env.static[t], [reduced, rest, previous]]).astype(np.float32)
 
@@ -115,8 +123,8 @@ class Episode:
         kept whole, would leave the budget unspent."""
         env = self.env
         options = [c for c in env.counts[t] if c >= env.lowest[t]]
-        later_low = env.lowest[t + 1:]
-        later_full = [g.channels for g in env.groups[t + 1:]]
+        later_low = env.lowest[t + 1 :]
+        later_full = [g.channels for g in env.groups[t + 1 :]]
 
         def meets(c: int, later) -> bool:
             return env.selector.meets(env.plan(self.counts + [c] + list(later)))

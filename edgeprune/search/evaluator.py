@@ -24,8 +24,15 @@ MASK_PREFIX = "edgeprune.mask:"
 class MaskedEvaluator:
     """One ORT session of the original model with a float mask input [C] per prunable group."""
 
-    def __init__(self, model: ModelGraph, analysis: ChannelAnalysis, batches: Sequence[Mapping[str, np.ndarray]],
-                 extra_outputs: Sequence[str] = (), provider: str = "auto", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: ModelGraph,
+        analysis: ChannelAnalysis,
+        batches: Sequence[Mapping[str, np.ndarray]],
+        extra_outputs: Sequence[str] = (),
+        provider: str = "auto",
+        threads: int | None = None,
+    ) -> None:
         from edgeprune.capture.session import KEEPS_OUTPUTS, with_outputs
         from edgeprune.runtime import create_session
 
@@ -78,21 +85,32 @@ def _mask_inputs_model(model: ModelGraph, analysis: ChannelAnalysis, mask_inputs
     prunable = np.array([g.prunable for g in analysis.groups])
     position = _class_positions(analysis)
     dtype = np.dtype(np.float32)
-    group_masks = [gs.Variable(name, dtype=dtype, shape=[analysis.group(gid).channels]) for gid, name in mask_inputs.items()]
+    group_masks = [
+        gs.Variable(name, dtype=dtype, shape=[analysis.group(gid).channels]) for gid, name in mask_inputs.items()
+    ]
     graph.inputs.extend(group_masks)
     ones = gs.Constant("edgeprune.mask.ones", np.ones(1, dtype=dtype))
     everything = gs.Variable("edgeprune.mask.all", dtype=dtype)
-    graph.nodes.append(gs.Node("Concat", name="edgeprune.mask.concat", inputs=[*group_masks, ones],
-                               outputs=[everything], attrs={"axis": 0}))
+    graph.nodes.append(
+        gs.Node(
+            "Concat", name="edgeprune.mask.concat", inputs=[*group_masks, ones], outputs=[everything], attrs={"axis": 0}
+        )
+    )
     masked: dict[str, object] = {}
     for node_name, tensor_name in analysis.reducing_edges:
         channels = analysis.tensors.get(tensor_name)
         if channels is None or not prunable[analysis.class_group[channels.classes]].any():
             continue
         if tensor_name not in masked:
-            masked[tensor_name] = _masked_tensor(graph, tensors[tensor_name], channels, position, everything,
-                                                 len(model.shapes[tensor_name]),
-                                                 np.dtype(model.dtypes.get(tensor_name, dtype)))
+            masked[tensor_name] = _masked_tensor(
+                graph,
+                tensors[tensor_name],
+                channels,
+                position,
+                everything,
+                len(model.shapes[tensor_name]),
+                np.dtype(model.dtypes.get(tensor_name, dtype)),
+            )
         node = nodes[node_name]
         for index, tensor in enumerate(node.inputs):
             if tensor.name == tensor_name:
@@ -123,15 +141,23 @@ def _masked_tensor(graph, source, channels, position, everything, rank: int, dty
     mask = gs.Variable(f"{name}.mask", dtype=dtype)
     output = gs.Variable(f"{name}.masked", dtype=dtype)
     graph.nodes.append(
-        gs.Node("Gather", name=f"{name}.mask_gather", inputs=[everything, index], outputs=[flat], attrs={"axis": 0}))
+        gs.Node("Gather", name=f"{name}.mask_gather", inputs=[everything, index], outputs=[flat], attrs={"axis": 0})
+    )
     if dtype != np.float32:  # masks are fed as float32; a float16 model multiplies in its own type
         cast = gs.Variable(f"{name}.mask_cast", dtype=dtype)
-        graph.nodes.append(gs.Node("Cast", name=f"{name}.mask_to", inputs=[flat], outputs=[cast],
-                                   attrs={"to": onnx_type(dtype)}))
+        graph.nodes.append(
+            gs.Node("Cast", name=f"{name}.mask_to", inputs=[flat], outputs=[cast], attrs={"to": onnx_type(dtype)})
+        )
         flat = cast
-    graph.nodes.extend([
-        gs.Node("Reshape", name=f"{name}.mask_shape", inputs=[flat, gs.Constant(f"{name}.mask_dims", np.array(shape, dtype=np.int64))],
-                outputs=[mask]),
-        gs.Node("Mul", name=f"{name}.mask_mul", inputs=[source, mask], outputs=[output]),
-    ])
+    graph.nodes.extend(
+        [
+            gs.Node(
+                "Reshape",
+                name=f"{name}.mask_shape",
+                inputs=[flat, gs.Constant(f"{name}.mask_dims", np.array(shape, dtype=np.int64))],
+                outputs=[mask],
+            ),
+            gs.Node("Mul", name=f"{name}.mask_mul", inputs=[source, mask], outputs=[output]),
+        ]
+    )
     return output

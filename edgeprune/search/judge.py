@@ -33,8 +33,16 @@ def measured_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[str, 
 class Judge:
     """``judge(kept)`` -> the reward of a plan on fixed images; ``seconds`` splits session and reward time."""
 
-    def __init__(self, model: ModelGraph, analysis: ChannelAnalysis, batches: Sequence[Mapping[str, np.ndarray]],
-                 labels: np.ndarray | None, reward: str, provider: str = "auto", entropy_reference: str = "kept") -> None:
+    def __init__(
+        self,
+        model: ModelGraph,
+        analysis: ChannelAnalysis,
+        batches: Sequence[Mapping[str, np.ndarray]],
+        labels: np.ndarray | None,
+        reward: str,
+        provider: str = "auto",
+        entropy_reference: str = "kept",
+    ) -> None:
         self.analysis, self.reward, self.labels, self.reference = analysis, reward, labels, entropy_reference
         self.layers = measured_layers(model, analysis) if reward == "entropy" else ()
         self.output = model.output_names[0]
@@ -60,8 +68,10 @@ class Judge:
         if self.reward == "entropy":
             keep = self.analysis.keep_mask(kept)
             masks = [self.analysis.kept_positions(name, keep) for name in self.layers]
-            pruned = [np.concatenate([map_entropies(r[name][:, mask]) for r in results])
-                      for name, mask in zip(self.layers, masks)]
+            pruned = [
+                np.concatenate([map_entropies(r[name][:, mask]) for r in results])
+                for name, mask in zip(self.layers, masks)
+            ]
             return entropy_reward(pruned, self.original_entropy, masks, self.reference, self.ceilings)
         logits = np.concatenate([r[self.output] for r in results])
         if self.reward == "accuracy":

@@ -26,8 +26,13 @@ def map_entropies(maps: np.ndarray, levels: int | None = None) -> np.ndarray:
     return entropy
 
 
-def entropy_ratios(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray], kept: Sequence[np.ndarray],
-                   reference: str = "kept", ceilings: Sequence[float] | None = None) -> np.ndarray:
+def entropy_ratios(
+    pruned: Sequence[np.ndarray],
+    original: Sequence[np.ndarray],
+    kept: Sequence[np.ndarray],
+    reference: str = "kept",
+    ceilings: Sequence[float] | None = None,
+) -> np.ndarray:
     """Per measured layer: mean entropy of the kept maps (``pruned[i]``: N x kept) over the unpruned model's mean,
     of the same kept maps (``reference="kept"``) or of all the layer's maps (``"all"``; ``original[i]``: N x C).
 
@@ -46,8 +51,13 @@ def entropy_ratios(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray],
     return np.asarray(ratios)
 
 
-def entropy_reward(pruned: Sequence[np.ndarray], original: Sequence[np.ndarray], kept: Sequence[np.ndarray],
-                   reference: str = "kept", ceilings: Sequence[float] | None = None) -> float:
+def entropy_reward(
+    pruned: Sequence[np.ndarray],
+    original: Sequence[np.ndarray],
+    kept: Sequence[np.ndarray],
+    reference: str = "kept",
+    ceilings: Sequence[float] | None = None,
+) -> float:
     ratios = entropy_ratios(pruned, original, kept, reference, ceilings)
     return -float(ratios.mean()) if len(ratios) else 0.0
 

@@ -51,8 +51,13 @@ class SearchRecord:
         del self.best[top_k:]
 
 
-def search(env: PruningEnvironment, judge: Callable[[Kept], float], settings: SearchSettings, seed: int,
-           progress: Progress | None = None) -> SearchRecord:
+def search(
+    env: PruningEnvironment,
+    judge: Callable[[Kept], float],
+    settings: SearchSettings,
+    seed: int,
+    progress: Progress | None = None,
+) -> SearchRecord:
     """Run episodes until ``settings.episodes`` or ``settings.search_time`` (at least one episode always runs); Ctrl-C
     ends it early, keeping the best."""
     import torch
@@ -132,17 +137,22 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     if fit is None:
         raise InputError("the rl strategy needs calibration data to judge its plans")
     if settings.reward == "accuracy" and not labelled:
-        raise InputError("--reward accuracy needs labelled calibration data (class sub-folders or 'labels' in the "
-                         ".npz); use --reward entropy or agreement without labels")
+        raise InputError(
+            "--reward accuracy needs labelled calibration data (class sub-folders or 'labels' in the "
+            ".npz); use --reward entropy or agreement without labels"
+        )
     if settings.rerank == "accuracy" and not labelled:
         raise InputError("re-ranking by accuracy needs labelled calibration data; use rerank=agreement")
-    env = PruningEnvironment(context.model, context.selector, context.scores, settings.min_ratio,
-                             settings.max_ratio, settings.spend_budget)
+    env = PruningEnvironment(
+        context.model, context.selector, context.scores, settings.min_ratio, settings.max_ratio, settings.spend_budget
+    )
     held = min(settings.rerank_images, fit.count // 3)
     reranking = settings.rerank != "none" and settings.top_k > 1 and held >= 1
     search_data, rerank_data = fit.split(held, seed=seed) if reranking else (fit, None)
     batches, labels = _images(search_data, settings.search_images, batch_size, seed)
-    judge = Judge(context.model, context.analysis, batches, labels, settings.reward, provider, settings.entropy_reference)
+    judge = Judge(
+        context.model, context.analysis, batches, labels, settings.reward, provider, settings.entropy_reference
+    )
     record = search(env, judge, settings, seed, context.progress)
     record.seconds.update({f"judge_{k}": round(v, 3) for k, v in judge.seconds.items()})
     winner, scores = record.best[0], []
@@ -150,9 +160,15 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
         rerank_batches, rerank_labels = _images(rerank_data, held, batch_size, seed)
         referee = Judge(context.model, context.analysis, rerank_batches, rerank_labels, settings.rerank, provider)
         winner, scores = rerank(record.best, referee)
-    summary = {"episodes": record.episodes, "stopped": record.stopped, "winner_episode": winner.episode,
-               "winner_reward": winner.reward, "rerank_scores": scores, "images": len(labels) if labels is not None
-               else sum(len(next(iter(b.values()))) for b in batches), "seconds": dict(record.seconds)}
+    summary = {
+        "episodes": record.episodes,
+        "stopped": record.stopped,
+        "winner_episode": winner.episode,
+        "winner_reward": winner.reward,
+        "rerank_scores": scores,
+        "images": len(labels) if labels is not None else sum(len(next(iter(b.values()))) for b in batches),
+        "seconds": dict(record.seconds),
+    }
     logger.info("rl search: %s", summary)
     return winner.kept, record, summary
 

@@ -5,8 +5,9 @@ Kept free of torch so `OptimizeConfig` can hold them without importing the agent
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 from edgeprune.errors import InputError
 from edgeprune.settings_tree import setting
@@ -59,9 +60,13 @@ class SearchSettings:
 
     SECTION: ClassVar[str] = "Strategy"
 
-    reward: str = setting("entropy", choices=REWARDS, help="rl: entropy (label-free, spatial entropy of the kept "
-                          "maps), accuracy (needs labels) or agreement (label-free, with the original model's "
-                          "predictions).")
+    reward: str = setting(
+        "entropy",
+        choices=REWARDS,
+        help="rl: entropy (label-free, spatial entropy of the kept "
+        "maps), accuracy (needs labels) or agreement (label-free, with the original model's "
+        "predictions).",
+    )
     episodes: int = setting(300, help="rl: search episodes.")
     search_time: float | None = setting(None, metavar="SECONDS", help="rl: stop the search after this many seconds.")
     search_images: int = setting(64, help="rl: calibration images every episode is judged on.")
@@ -86,11 +91,15 @@ class SearchSettings:
         if self.search_images < 1 or self.rerank_images < 1 or self.top_k < 1:
             raise InputError("--search-images, rerank_images and top_k must be at least 1")
         if not 0.0 < self.min_ratio <= self.max_ratio <= 1.0:
-            raise InputError(f"rl keep ratios need 0 < min_ratio <= max_ratio <= 1, got {self.min_ratio}, {self.max_ratio}")
+            raise InputError(
+                f"rl keep ratios need 0 < min_ratio <= max_ratio <= 1, got {self.min_ratio}, {self.max_ratio}"
+            )
         if self.entropy_reference not in ENTROPY_REFERENCES:
-            raise InputError(f"entropy_reference is one of {', '.join(ENTROPY_REFERENCES)}, got '{self.entropy_reference}'")
+            raise InputError(
+                f"entropy_reference is one of {', '.join(ENTROPY_REFERENCES)}, got '{self.entropy_reference}'"
+            )
 
-    def with_options(self, options: Mapping[str, str]) -> "SearchSettings":
+    def with_options(self, options: Mapping[str, str]) -> SearchSettings:
         """Settings from ``KEY=VALUE`` pairs (`--rl-set`): a field of these settings or of the agent's."""
         own = {f.name: f for f in fields(self) if f.name != "agent"}
         agent = {f.name: f for f in fields(AgentSettings)}

@@ -6,5 +6,17 @@ from edgeprune.selection.ranker import normalised, select_ranked, select_uniform
 from edgeprune.selection.selector import Kept, Selector
 from edgeprune.selection.strategies import STRATEGIES, SelectionContext, strategy
 
-__all__ = ["Budget", "Kept", "STRATEGIES", "SelectionContext", "Selector", "normalised", "parse_fraction",
-           "select_ranked", "select_uniform", "strategy", "top_channels", "valid_count"]
+__all__ = [
+    "Budget",
+    "Kept",
+    "STRATEGIES",
+    "SelectionContext",
+    "Selector",
+    "normalised",
+    "parse_fraction",
+    "select_ranked",
+    "select_uniform",
+    "strategy",
+    "top_channels",
+    "valid_count",
+]

@@ -64,8 +64,10 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.macs is None and self.params is None and self.latency_ms is None and self.speedup is None:
-            raise InputError("give a budget: --target-flops (e.g. 0.5 or 2x), --target-params, --target-latency "
-                             "(e.g. 5ms) or --target-speedup (e.g. 2x)")
+            raise InputError(
+                "give a budget: --target-flops (e.g. 0.5 or 2x), --target-params, --target-latency "
+                "(e.g. 5ms) or --target-speedup (e.g. 2x)"
+            )
         if self.latency_ms is not None and not self.latency_ms > 0:
             raise InputError(f"--target-latency must be positive, got {self.latency_ms}")
         if self.speedup is not None and not self.speedup >= 1.0:
@@ -103,5 +105,11 @@ class Budget:
         return " and ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"macs": self.macs, "params": self.params, "floor": self.floor, "alignment": self.alignment,
-                "latency_ms": self.latency_ms, "speedup": self.speedup}
+        return {
+            "macs": self.macs,
+            "params": self.params,
+            "floor": self.floor,
+            "alignment": self.alignment,
+            "latency_ms": self.latency_ms,
+            "speedup": self.speedup,
+        }

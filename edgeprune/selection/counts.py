@@ -30,7 +30,7 @@ def top_channels(group: ChannelGroup, scores: np.ndarray, count: int) -> tuple[i
     take = count // segments
     kept = []
     for segment in range(segments):
-        local = scores[segment * per_segment:(segment + 1) * per_segment]
+        local = scores[segment * per_segment : (segment + 1) * per_segment]
         order = np.lexsort((np.arange(per_segment), -local))[:take]
         kept.extend(int(segment * per_segment + i) for i in order)
     return tuple(sorted(kept))

@@ -33,16 +33,19 @@ class Selector:
     ``latency``: a predictor for the target device; required when the budget has a latency or speed-up target.
     """
 
-    def __init__(self, analysis: ChannelAnalysis, costs: PlanCostModel, budget: Budget,
-                 latency: LatencyPredictor | None = None) -> None:
+    def __init__(
+        self, analysis: ChannelAnalysis, costs: PlanCostModel, budget: Budget, latency: LatencyPredictor | None = None
+    ) -> None:
         self.analysis, self.costs, self.budget, self.latency = analysis, costs, budget, latency
         self.full = costs.cost(np.ones(len(analysis.class_group), dtype=bool))
         if budget.needs_latency and latency is None:
             raise InputError("a latency or speed-up target needs a device to predict latency on (--device)")
         self.full_latency_ms = latency.predict(np.ones(len(analysis.class_group), dtype=bool)) if latency else None
         if budget.needs_latency and not self.full_latency_ms > 0:
-            raise InputError("a latency or speed-up target needs a model with conv or gemm layers of known shapes; "
-                             "this one has none the latency model can price (use --target-flops)")
+            raise InputError(
+                "a latency or speed-up target needs a model with conv or gemm layers of known shapes; "
+                "this one has none the latency model can price (use --target-flops)"
+            )
 
     def latency_ms(self, kept: Mapping[str, tuple[int, ...]]) -> float | None:
         """Predicted latency of a plan on the target device (None without a predictor)."""
@@ -83,8 +86,10 @@ class Selector:
         allowed count, whatever the floor) is a mistake in the request, not a budget to search for."""
         if not self.budget.needs_latency:
             return
-        least = {g.id: top_channels(g, scores[g.id], valid_count(g, 0, 0.0, self.budget.alignment))
-                 for g in self.analysis.prunable_groups}
+        least = {
+            g.id: top_channels(g, scores[g.id], valid_count(g, 0, 0.0, self.budget.alignment))
+            for g in self.analysis.prunable_groups
+        }
         ms = self.latency_ms(least)
         if self.budget.latency_met(ms, self.full_latency_ms):
             return
@@ -98,6 +103,4 @@ class Selector:
         return valid_count(group, wanted, self.budget.floor, self.budget.alignment)
 
     def plan_at(self, wanted: Callable[[ChannelGroup], float], scores: Mapping[str, np.ndarray]) -> Kept:
-        return {
-            g.id: top_channels(g, scores[g.id], self._count(g, wanted(g))) for g in self.analysis.prunable_groups
-        }
+        return {g.id: top_channels(g, scores[g.id], self._count(g, wanted(g))) for g in self.analysis.prunable_groups}

@@ -34,8 +34,8 @@ class SelectionContext:
 
     model: Any  # ModelGraph
     analysis: Any  # ChannelAnalysis
-    selector: "Selector"
-    scores: "Mapping[str, np.ndarray]"
+    selector: Selector
+    scores: Mapping[str, np.ndarray]
     fit: Any = None  # CalibrationSet
     settings: Any = None
     seed: int = 0

@@ -7,5 +7,12 @@ and the `semiotic` selection strategy that prunes where the curve changes least.
 from edgeprune.semiotic.curve import CurveAccumulator, LayerEntropy, SuperizationCurve, curve_distance, saliency_maps
 from edgeprune.semiotic.layers import SaliencyLayer, saliency_layers
 
-__all__ = ["CurveAccumulator", "LayerEntropy", "SaliencyLayer", "SuperizationCurve", "curve_distance",
-           "saliency_layers", "saliency_maps"]
+__all__ = [
+    "CurveAccumulator",
+    "LayerEntropy",
+    "SaliencyLayer",
+    "SuperizationCurve",
+    "curve_distance",
+    "saliency_layers",
+    "saliency_maps",
+]

@@ -10,8 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from edgeprune.errors import InputError
-from edgeprune.stages import batch_size_for as _batch_size  # a fixed batch dimension takes only that size
 from edgeprune.semiotic.curve import SuperizationCurve
+from edgeprune.stages import batch_size_for as _batch_size  # a fixed batch dimension takes only that size
 
 FILES = ("superization.json", "superization.png")
 
@@ -45,11 +45,20 @@ class AnalyzeConfig:
             raise InputError(f"--resolution must be at least 2 (sites a side), got {self.resolution}")
 
     def to_dict(self) -> dict:
-        return {"model": str(self.model), "calib": str(self.calib), "out": str(self.out), "saliency": self.saliency,
-                "torch_model": str(self.torch_model) if self.torch_model else None, "levels": self.levels,
-                "resolution": self.resolution,
-                "limit": self.limit, "batch_size": self.batch_size, "seed": self.seed, "provider": self.provider,
-                "preprocessing": dict(self.preprocessing)}
+        return {
+            "model": str(self.model),
+            "calib": str(self.calib),
+            "out": str(self.out),
+            "saliency": self.saliency,
+            "torch_model": str(self.torch_model) if self.torch_model else None,
+            "levels": self.levels,
+            "resolution": self.resolution,
+            "limit": self.limit,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "provider": self.provider,
+            "preprocessing": dict(self.preprocessing),
+        }
 
 
 @dataclass(frozen=True)
@@ -73,17 +82,34 @@ def analyze_superization(config: AnalyzeConfig, progress: Callable[[int, int], N
     if config.torch_model is not None:
         from edgeprune.semiotic.gradcam import measure_gradcam_curve
 
-        curve = measure_gradcam_curve(model, calibration, config.torch_model, levels=config.levels,
-                                      resolution=config.resolution,
-                                      batch_size=config.batch_size, progress=progress)
+        curve = measure_gradcam_curve(
+            model,
+            calibration,
+            config.torch_model,
+            levels=config.levels,
+            resolution=config.resolution,
+            batch_size=config.batch_size,
+            progress=progress,
+        )
     else:
         from edgeprune.semiotic.measure import measure_curve
 
-        curve = measure_curve(model, analyze(model), calibration, saliency=config.saliency, levels=config.levels,
-                              resolution=config.resolution,
-                              batch_size=config.batch_size, provider=config.provider, progress=progress)
-    document = {"model": {"path": str(config.model), "sha256": model.source_sha256},
-                "settings": config.to_dict(), "curve": curve.to_dict()}
+        curve = measure_curve(
+            model,
+            analyze(model),
+            calibration,
+            saliency=config.saliency,
+            levels=config.levels,
+            resolution=config.resolution,
+            batch_size=config.batch_size,
+            provider=config.provider,
+            progress=progress,
+        )
+    document = {
+        "model": {"path": str(config.model), "sha256": model.source_sha256},
+        "settings": config.to_dict(),
+        "curve": curve.to_dict(),
+    }
     files = {FILES[0]: (json.dumps(document, indent=1) + "\n").encode("utf-8")}
     if config.plot:
         from edgeprune.semiotic.plot import plot_png

@@ -21,8 +21,9 @@ from edgeprune.scoring.quantize import default_levels, match_resolution, quantiz
 from edgeprune.semiotic.layers import SaliencyLayer
 
 
-def saliency_maps(activations: np.ndarray, positions: np.ndarray | None = None,
-                  weights: np.ndarray | None = None) -> np.ndarray:
+def saliency_maps(
+    activations: np.ndarray, positions: np.ndarray | None = None, weights: np.ndarray | None = None
+) -> np.ndarray:
     """(N, 1, H, W) float64 maps: the (weighted) mean over the channels of ``activations`` (N, C, H, W).
 
     ``positions`` (bool per channel) keeps only those channels: what the pruned layer still has. Weights
@@ -132,8 +133,13 @@ def curve_distance(a: SuperizationCurve | np.ndarray, b: SuperizationCurve | np.
 class CurveAccumulator:
     """Streams batches of layer activations into per-layer entropy sums (bounded memory)."""
 
-    def __init__(self, layers: Sequence[SaliencyLayer], levels: int | None = None,
-                 weights: Mapping[str, np.ndarray] | None = None, resolution: int | None = None) -> None:
+    def __init__(
+        self,
+        layers: Sequence[SaliencyLayer],
+        levels: int | None = None,
+        weights: Mapping[str, np.ndarray] | None = None,
+        resolution: int | None = None,
+    ) -> None:
         """``resolution``: average-pool every saliency map to at most this many sites a side before measuring,
         so layers of different sizes are compared at one scale (None: each at its own size)."""
         self.layers, self.levels, self.weights = tuple(layers), levels, dict(weights or {})
@@ -143,7 +149,9 @@ class CurveAccumulator:
         self.sizes: list[tuple[int, int, int] | None] = [None] * len(self.layers)
         self.images = 0
 
-    def update(self, values: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray | None] | None = None) -> None:
+    def update(
+        self, values: Mapping[str, np.ndarray], positions: Mapping[str, np.ndarray | None] | None = None
+    ) -> None:
         """``values``: each layer's activations for one batch; ``positions``: kept channels per tensor."""
         count = None
         for i, layer in enumerate(self.layers):
@@ -166,6 +174,17 @@ class CurveAccumulator:
         points = []
         for i, layer in enumerate(self.layers):
             h, w, levels = self.sizes[i] or (0, 0, 0)
-            points.append(LayerEntropy(layer.name, layer.tensor, layer.groups, layer.channels, h, w, levels,
-                                       float(self.sums[i] / n), float(self.dead[i] / n)))
+            points.append(
+                LayerEntropy(
+                    layer.name,
+                    layer.tensor,
+                    layer.groups,
+                    layer.channels,
+                    h,
+                    w,
+                    levels,
+                    float(self.sums[i] / n),
+                    float(self.dead[i] / n),
+                )
+            )
         return SuperizationCurve(tuple(points), self.images, saliency)

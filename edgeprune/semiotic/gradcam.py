@@ -46,8 +46,10 @@ def load_torchscript(path: Path):
     try:
         module = torch.jit.freeze(torch.jit.load(str(path), map_location="cpu").eval())
     except Exception as exc:  # torch raises RuntimeError or pickle errors for a file it cannot read
-        raise InputError(f"{path} is not a TorchScript model torch.jit.load can read ({str(exc).splitlines()[0]}); "
-                         "save one with torch.jit.script(model).save(path) or torch.jit.trace") from None
+        raise InputError(
+            f"{path} is not a TorchScript model torch.jit.load can read ({str(exc).splitlines()[0]}); "
+            "save one with torch.jit.script(model).save(path) or torch.jit.trace"
+        ) from None
     graph = module.graph.copy()
     nodes = [node for node in graph.nodes() if node.kind() in _CONV_KINDS]
     convs = [node.output() for node in nodes]
@@ -103,8 +105,11 @@ def onnx_conv_weights(model: ModelGraph) -> list[np.ndarray | None]:
     from onnx import numpy_helper
 
     initializers = {t.name: t for t in model.proto.graph.initializer}
-    return [numpy_helper.to_array(initializers[node.input[1]]) if node.input[1] in initializers else None
-            for node in model.proto.graph.node if node.op_type == "Conv"]
+    return [
+        numpy_helper.to_array(initializers[node.input[1]]) if node.input[1] in initializers else None
+        for node in model.proto.graph.node
+        if node.op_type == "Conv"
+    ]
 
 
 def match_convs(torch_weights, onnx_weights, path: Path) -> list[int]:
@@ -115,28 +120,42 @@ def match_convs(torch_weights, onnx_weights, path: Path) -> list[int]:
     Without weights to compare, the order is used.
     """
     if len(torch_weights) != len(onnx_weights):
-        raise InputError(f"{path} runs {len(torch_weights)} convolutions and the ONNX model has {len(onnx_weights)}; "
-                         "give the TorchScript export of the same model")
+        raise InputError(
+            f"{path} runs {len(torch_weights)} convolutions and the ONNX model has {len(onnx_weights)}; "
+            "give the TorchScript export of the same model"
+        )
     if any(w is None for w in torch_weights) or any(w is None for w in onnx_weights):
         logger.warning("conv weights are not constants: Grad-CAM layers are matched by order")
         return list(range(len(onnx_weights)))
     order, free = [], set(range(len(torch_weights)))
     for weight in onnx_weights:
         scale = max(float(np.abs(weight).max()), 1e-12)
-        gaps = {j: float(np.abs(torch_weights[j] - weight).max()) / scale
-                for j in free if torch_weights[j].shape == weight.shape}
+        gaps = {
+            j: float(np.abs(torch_weights[j] - weight).max()) / scale
+            for j in free
+            if torch_weights[j].shape == weight.shape
+        }
         best = min(gaps, key=lambda j: (gaps[j], j), default=None)
         if best is None or gaps[best] > AGREEMENT:
-            raise InputError(f"{path} has no convolution with the weights of an ONNX Conv of shape {weight.shape}; "
-                             "give the TorchScript export of the same model")
+            raise InputError(
+                f"{path} has no convolution with the weights of an ONNX Conv of shape {weight.shape}; "
+                "give the TorchScript export of the same model"
+            )
         order.append(best)
         free.remove(best)
     return order
 
 
-def measure_gradcam_curve(model: ModelGraph, calibration, torch_model: Path, *, levels: int | None = None,
-                          resolution: int | None = None,
-                          batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> SuperizationCurve:
+def measure_gradcam_curve(
+    model: ModelGraph,
+    calibration,
+    torch_model: Path,
+    *,
+    levels: int | None = None,
+    resolution: int | None = None,
+    batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> SuperizationCurve:
     """The curve of Grad-CAM maps, one layer per conv of the ONNX model (names from it, maps from torch)."""
     import torch
 
@@ -167,13 +186,17 @@ def measure_gradcam_curve(model: ModelGraph, calibration, torch_model: Path, *, 
 def _check_agreement(session, inputs, torch_logits: np.ndarray, path: Path) -> None:
     reference = session.run(None, inputs)[0]
     if reference.shape != torch_logits.shape:
-        raise InputError(f"{path} returns shape {torch_logits.shape}, the ONNX model {reference.shape}; "
-                         "give the TorchScript export of the same model")
+        raise InputError(
+            f"{path} returns shape {torch_logits.shape}, the ONNX model {reference.shape}; "
+            "give the TorchScript export of the same model"
+        )
     scale = max(float(np.abs(reference).max()), 1e-12)
     diff = float(np.abs(reference - torch_logits).max()) / scale
     if diff > AGREEMENT:
-        raise InputError(f"{path} does not compute what the ONNX model computes (relative difference {diff:.1e}); "
-                         "give the TorchScript export of the same model")
+        raise InputError(
+            f"{path} does not compute what the ONNX model computes (relative difference {diff:.1e}); "
+            "give the TorchScript export of the same model"
+        )
 
 
 def _with_channels(curve: SuperizationCurve, model: ModelGraph) -> SuperizationCurve:

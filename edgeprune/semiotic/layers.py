@@ -41,8 +41,9 @@ def saliency_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Salie
             continue
         classes = analysis.tensors[tensor].classes
         groups = tuple(dict.fromkeys(analysis.groups[int(i)].id for i in analysis.class_group[classes]))
-        chosen[tensor] = SaliencyLayer(producer[tensor].name if tensor in producer else tensor, tensor, groups,
-                                       len(classes))
+        chosen[tensor] = SaliencyLayer(
+            producer[tensor].name if tensor in producer else tensor, tensor, groups, len(classes)
+        )
     if not chosen:
         raise InputError("the model has no prunable group with a spatial feature map (H x W > 1) to analyse")
     return tuple(sorted(chosen.values(), key=lambda layer: position.get(layer.tensor, -1)))

@@ -19,10 +19,18 @@ logger = logging.getLogger(__name__)
 SALIENCY = ("mean", "aura-mi", "grad-cam")
 
 
-def measure_curve(model: ModelGraph, analysis: ChannelAnalysis, calibration, *, saliency: str = "mean",
-                  levels: int | None = None, resolution: int | None = None, batch_size: int = 64,
-                  provider: str = "auto",
-                  progress: Callable[[int, int], None] | None = None) -> SuperizationCurve:
+def measure_curve(
+    model: ModelGraph,
+    analysis: ChannelAnalysis,
+    calibration,
+    *,
+    saliency: str = "mean",
+    levels: int | None = None,
+    resolution: int | None = None,
+    batch_size: int = 64,
+    provider: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> SuperizationCurve:
     """The gradient-free curve: channel-mean saliency maps (``aura-mi``: weighted by each channel's aura MI)."""
     if saliency not in ("mean", "aura-mi"):
         raise InputError(f"unknown gradient-free saliency '{saliency}'; choose mean or aura-mi")
@@ -35,8 +43,9 @@ def measure_curve(model: ModelGraph, analysis: ChannelAnalysis, calibration, *, 
         values = runner.run(batch.inputs)
         for layer in layers:
             if not np.isfinite(values[layer.tensor]).all():
-                raise InputError(f"activation {layer.tensor} has NaN or Inf values on the calibration data; "
-                                 "check its preprocessing")
+                raise InputError(
+                    f"activation {layer.tensor} has NaN or Inf values on the calibration data; check its preprocessing"
+                )
         accumulator.update(values)
         done += len(batch)
         if progress:
@@ -44,13 +53,20 @@ def measure_curve(model: ModelGraph, analysis: ChannelAnalysis, calibration, *, 
     return accumulator.curve(saliency)
 
 
-def mi_weights(model: ModelGraph, analysis: ChannelAnalysis, calibration, layers: tuple[SaliencyLayer, ...],
-               batch_size: int, provider: str) -> Mapping[str, np.ndarray]:
+def mi_weights(
+    model: ModelGraph,
+    analysis: ChannelAnalysis,
+    calibration,
+    layers: tuple[SaliencyLayer, ...],
+    batch_size: int,
+    provider: str,
+) -> Mapping[str, np.ndarray]:
     """Per layer tensor, each channel's aura MI with its consumer (a capture pass); layers without one get none."""
     from edgeprune.capture import capture_stats
 
-    stats = capture_stats(model, analysis, calibration, batch_size=batch_size, provider=provider,
-                          measures=frozenset({"aura_mi"}))
+    stats = capture_stats(
+        model, analysis, calibration, batch_size=batch_size, provider=provider, measures=frozenset({"aura_mi"})
+    )
     by_tensor = {p.point.tensor: p.values.get("aura_mi") for p in stats.points}
     weights = {}
     for layer in layers:

@@ -23,17 +23,29 @@ class SemioticSettings:
 
     SECTION: ClassVar[str] = "Strategy"
 
-    images: int = setting(64, flag="--semiotic-images",
-                          help="semiotic: calibration images every candidate's superization curve is measured on.")
-    chunk: float = setting(0.125, flag="--semiotic-chunk",
-                           help="semiotic: share of a group's channels one greedy step removes (at least the alignment).")
-    per_mac: bool = setting(False, flag="--semiotic-per-mac",
-                            help="semiotic: rank candidates by curve change per MAC removed, not by curve change alone.")
+    images: int = setting(
+        64,
+        flag="--semiotic-images",
+        help="semiotic: calibration images every candidate's superization curve is measured on.",
+    )
+    chunk: float = setting(
+        0.125,
+        flag="--semiotic-chunk",
+        help="semiotic: share of a group's channels one greedy step removes (at least the alignment).",
+    )
+    per_mac: bool = setting(
+        False,
+        flag="--semiotic-per-mac",
+        help="semiotic: rank candidates by curve change per MAC removed, not by curve change alone.",
+    )
     levels: int | None = None
     distance: str = "steps"
-    lazy: bool = setting(False, flag="--semiotic-lazy/--semiotic-exact",
-                         help="semiotic: re-measure only the most promising candidates each step (a heuristic, about "
-                         "5x faster), or every candidate at every step.")
+    lazy: bool = setting(
+        False,
+        flag="--semiotic-lazy/--semiotic-exact",
+        help="semiotic: re-measure only the most promising candidates each step (a heuristic, about "
+        "5x faster), or every candidate at every step.",
+    )
 
     def __post_init__(self) -> None:
         if self.images < 1:

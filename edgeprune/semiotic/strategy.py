@@ -63,8 +63,9 @@ def semiotic_strategy(context) -> Kept:
     return select_semiotic(context.selector, context.scores, meter, settings, context.progress)
 
 
-def select_semiotic(selector, scores: Mapping[str, np.ndarray], meter: CurveMeter, settings: SemioticSettings,
-                    progress=None) -> Kept:
+def select_semiotic(
+    selector, scores: Mapping[str, np.ndarray], meter: CurveMeter, settings: SemioticSettings, progress=None
+) -> Kept:
     """Greedy chunk removal, least curve change first, until ``selector.meets``.
 
     With ``settings.lazy``, a step re-measures candidates in the order of their last measured change and
@@ -88,7 +89,7 @@ def select_semiotic(selector, scores: Mapping[str, np.ndarray], meter: CurveMete
             break
         macs_now = selector.fractions(kept)[0]
 
-        def measure(gid: str) -> tuple[float, int]:
+        def measure(gid: str, plans=plans, macs_now=macs_now) -> tuple[float, int]:  # this step's candidates
             order, plan = plans[gid]
             change = curve_distance(meter.curve(plan), reference, settings.distance)
             if settings.per_mac:
@@ -99,8 +100,9 @@ def select_semiotic(selector, scores: Mapping[str, np.ndarray], meter: CurveMete
         chosen = _lazy_pick(plans, last, measure) if settings.lazy and last else min(plans, key=measure)
         kept = plans[chosen][1]
         steps += 1
-        logger.debug("semiotic step %d: %s -> %d channels (curve change %.4f)", steps, chosen,
-                     len(kept[chosen]), last[chosen][0])
+        logger.debug(
+            "semiotic step %d: %s -> %d channels (curve change %.4f)", steps, chosen, len(kept[chosen]), last[chosen][0]
+        )
         if progress:
             progress("semiotic", min(steps, total - 1), total)
     if progress:
@@ -137,4 +139,6 @@ def _next_count(group, current: int, selector, settings: SemioticSettings) -> in
 
 def _estimate_steps(selector, settings: SemioticSettings) -> int:
     """A rough step count for a progress bar: the chunks between the full model and the floor."""
-    return max(2, sum(math.ceil((1 - selector.budget.floor) / settings.chunk) for _ in selector.analysis.prunable_groups))
+    return max(
+        2, sum(math.ceil((1 - selector.budget.floor) / settings.chunk) for _ in selector.analysis.prunable_groups)
+    )

@@ -6,6 +6,14 @@ from edgeprune.surgery.plan import PruningPlan, simple_plan, validate_plan
 from edgeprune.surgery.verify import Verification, compare_outputs, random_inputs, run_model, verify
 
 __all__ = [
-    "PruningPlan", "Verification", "apply_plan", "compare_outputs", "masked_model", "random_inputs",
-    "run_model", "simple_plan", "validate_plan", "verify",
+    "PruningPlan",
+    "Verification",
+    "apply_plan",
+    "compare_outputs",
+    "masked_model",
+    "random_inputs",
+    "run_model",
+    "simple_plan",
+    "validate_plan",
+    "verify",
 ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class PruningPlan:
         return write_text_atomic(path, self.to_json())
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PruningPlan":
+    def from_dict(cls, data: dict) -> PruningPlan:
         if not isinstance(data, dict) or "kept" not in data or "model_sha256" not in data:
             raise InputError("the plan has no 'kept' or 'model_sha256' entry; make one with `edgeprune plan`")
         if data.get("format", PLAN_FORMAT) != PLAN_FORMAT:
@@ -72,7 +72,7 @@ class PruningPlan:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "PruningPlan":
+    def load(cls, path: str | os.PathLike) -> PruningPlan:
         source = Path(path)
         if not source.is_file():
             raise InputError(f"plan file not found: {source}; make one with `edgeprune plan`")
@@ -121,9 +121,7 @@ def _validate_group(group: ChannelGroup, indices: tuple[int, ...]) -> None:
             )
 
 
-def simple_plan(
-    analysis: ChannelAnalysis, ratio: float, *, random: bool = False, seed: int = 0
-) -> PruningPlan:
+def simple_plan(analysis: ChannelAnalysis, ratio: float, *, random: bool = False, seed: int = 0) -> PruningPlan:
     """Keep ``ratio`` of every prunable group: the first channels, or random ones with ``seed``.
 
     The ratio holds in every piece of a group that a Split, a Slice or a grouped conv reads alone (at least
@@ -132,8 +130,9 @@ def simple_plan(
     if not 0.0 < ratio <= 1.0:
         raise InputError(f"--ratio must be in (0, 1] (the fraction of channels kept), got {ratio}")
     rng = np.random.default_rng(seed)
-    kept = {group.id: _keep_ratio(analysis, group, ratio, rng if random else None)
-            for group in analysis.prunable_groups}
+    kept = {
+        group.id: _keep_ratio(analysis, group, ratio, rng if random else None) for group in analysis.prunable_groups
+    }
     return PruningPlan(
         model_sha256=analysis.model_sha256,
         kept=MappingProxyType(kept),
@@ -143,8 +142,9 @@ def simple_plan(
     )
 
 
-def _keep_ratio(analysis: ChannelAnalysis, group: ChannelGroup, ratio: float,
-                rng: np.random.Generator | None) -> tuple[int, ...]:
+def _keep_ratio(
+    analysis: ChannelAnalysis, group: ChannelGroup, ratio: float, rng: np.random.Generator | None
+) -> tuple[int, ...]:
     """``ratio`` of each grouped-conv slice, dealt to its pieces in proportion (the first or random ones)."""
     from edgeprune.analysis.segments import group_pieces, share_of_pieces
 

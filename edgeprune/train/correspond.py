@@ -28,8 +28,10 @@ def check_correspondence(teacher, student) -> None:
             raise InputError(f"the student's {kind}s {list(theirs)} are not the teacher's {list(names)}; {hint}")
         for name in names:
             if not _same_static(teacher.shapes.get(name), student.shapes.get(name), skip_batch=skip_batch):
-                raise InputError(f"{kind} '{name}' has shape {student.shapes.get(name)} in the student and "
-                                 f"{teacher.shapes.get(name)} in the teacher: the student is not a pruning of it; {hint}")
+                raise InputError(
+                    f"{kind} '{name}' has shape {student.shapes.get(name)} in the student and "
+                    f"{teacher.shapes.get(name)} in the teacher: the student is not a pruning of it; {hint}"
+                )
     t_nodes = [(n.name, n.op_type) for n in teacher.proto.graph.node]
     s_nodes = [(n.name, n.op_type) for n in student.proto.graph.node]
     if t_nodes != s_nodes:

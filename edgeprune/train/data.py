@@ -34,7 +34,9 @@ def augment(inputs: dict[str, torch.Tensor], shift: int, generator: torch.Genera
         return inputs
     n = inputs[images[0]].shape[0]
     flip = torch.rand(n, generator=generator) < 0.5
-    offsets = torch.randint(-shift, shift + 1, (n, 2), generator=generator) if shift else torch.zeros(n, 2, dtype=torch.long)
+    offsets = (
+        torch.randint(-shift, shift + 1, (n, 2), generator=generator) if shift else torch.zeros(n, 2, dtype=torch.long)
+    )
     out = dict(inputs)
     for name in images:
         x = inputs[name]
@@ -51,8 +53,8 @@ def _shift(x: torch.Tensor, offsets: torch.Tensor, shift: int) -> torch.Tensor:
     """Translate each image by its (dy, dx), filling with zeros: pad by ``shift``, crop back per image."""
     h, w = x.shape[-2:]
     padded = torch.nn.functional.pad(x, [shift, shift, shift, shift], mode="replicate")
-    rows = (torch.arange(h, device=x.device).view(1, h) + shift - offsets[:, :1])  # n, h
-    cols = (torch.arange(w, device=x.device).view(1, w) + shift - offsets[:, 1:])  # n, w
+    rows = torch.arange(h, device=x.device).view(1, h) + shift - offsets[:, :1]  # n, h
+    cols = torch.arange(w, device=x.device).view(1, w) + shift - offsets[:, 1:]  # n, w
     index_rows = rows.view(-1, 1, h, 1).expand(-1, x.shape[1], h, padded.shape[-1])
     picked = padded.gather(2, index_rows)
     index_cols = cols.view(-1, 1, 1, w).expand(-1, x.shape[1], h, w)

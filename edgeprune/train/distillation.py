@@ -29,8 +29,16 @@ StepProgress = Callable[[int, int | None, float, float | None], None]
 SMALL_TRAINING_SET = 1000  # below this, distillation mostly memorises (see the held-out judgement)
 
 
-def distill(student, teacher, train, held_out, settings: DistillSettings, *, features: Sequence[FeaturePair] = (),
-            progress: StepProgress | None = None):
+def distill(
+    student,
+    teacher,
+    train,
+    held_out,
+    settings: DistillSettings,
+    *,
+    features: Sequence[FeaturePair] = (),
+    progress: StepProgress | None = None,
+):
     """Return ``(trained ModelGraph, RecoveryReport)``; ``student`` and ``teacher`` are left untouched.
 
     The loss is KL(teacher || student) at ``settings.temperature`` on classifier outputs (MSE relative to
@@ -58,14 +66,29 @@ def distill(student, teacher, train, held_out, settings: DistillSettings, *, fea
     trained = write_back(student, run.best_state)
     warnings = []
     if train.count < SMALL_TRAINING_SET:
-        warnings.append(f"trained on {train.count} {train.noun}: small training sets overfit; the weights kept are the "
-                        "best on the held-out split, and more data helps more than more epochs")
+        warnings.append(
+            f"trained on {train.count} {train.noun}: small training sets overfit; the weights kept are the "
+            "best on the held-out split, and more data helps more than more epochs"
+        )
     report = RecoveryReport(
-        measure=judge.measure, before=before, best=run.best, best_step=run.best_step, steps=run.step,
-        epochs=round(run.step / run.steps_per_epoch, 3), images_seen=run.images_seen, train_images=train.count,
-        train_data=train.source, held_out_images=held_out.count, seconds=round(time.perf_counter() - start, 2), stopped=stopped,
-        labels_used=run.labels_used, device=str(device), settings=settings.to_dict(),
-        loss_curve=tuple(run.loss_curve), judgements=tuple(run.judgements), warnings=tuple(warnings),
+        measure=judge.measure,
+        before=before,
+        best=run.best,
+        best_step=run.best_step,
+        steps=run.step,
+        epochs=round(run.step / run.steps_per_epoch, 3),
+        images_seen=run.images_seen,
+        train_images=train.count,
+        train_data=train.source,
+        held_out_images=held_out.count,
+        seconds=round(time.perf_counter() - start, 2),
+        stopped=stopped,
+        labels_used=run.labels_used,
+        device=str(device),
+        settings=settings.to_dict(),
+        loss_curve=tuple(run.loss_curve),
+        judgements=tuple(run.judgements),
+        warnings=tuple(warnings),
     )
     return trained, report
 
@@ -96,8 +119,10 @@ def resolve_train_device(name: str):
 
 def _check_data(train, held_out, model) -> None:
     if train.input_names != model.input_names:
-        raise InputError(f"the training data gives inputs {list(train.input_names)}, the model takes "
-                         f"{list(model.input_names)}; give arrays named as the model's inputs")
+        raise InputError(
+            f"the training data gives inputs {list(train.input_names)}, the model takes "
+            f"{list(model.input_names)}; give arrays named as the model's inputs"
+        )
     if train.count < 1 or held_out.count < 1:
         raise InputError("distillation needs at least one training and one held-out sample")
 
@@ -117,13 +142,17 @@ class _Run:
         if not settings.length_given:
             lengths.append(self.steps_per_epoch)
         self.total_steps = min(lengths) if lengths else None
-        self.labels_used = (train.labels is not None and settings.label_weight > 0
-                            and any(k.classifier for k in kinds))
+        self.labels_used = train.labels is not None and settings.label_weight > 0 and any(k.classifier for k in kinds)
         parameters = list(student.parameters())
         self.optimizer: torch.optim.Optimizer
         if settings.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(parameters, lr=settings.lr, momentum=settings.momentum,
-                                             nesterov=settings.momentum > 0, weight_decay=settings.weight_decay)
+            self.optimizer = torch.optim.SGD(
+                parameters,
+                lr=settings.lr,
+                momentum=settings.momentum,
+                nesterov=settings.momentum > 0,
+                weight_decay=settings.weight_decay,
+            )
         else:
             self.optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -186,8 +215,14 @@ class _Run:
             self.loss_curve.append((self.step, round(mean_loss, 6)))
         self._window = []
         measure = judge(self.student)
-        logger.info("step %d (epoch %.2f): held-out %s %.4f, loss %s", self.step, self.step / self.steps_per_epoch,
-                    judge.measure, measure, "-" if mean_loss is None else f"{mean_loss:.4f}")
+        logger.info(
+            "step %d (epoch %.2f): held-out %s %.4f, loss %s",
+            self.step,
+            self.step / self.steps_per_epoch,
+            judge.measure,
+            measure,
+            "-" if mean_loss is None else f"{mean_loss:.4f}",
+        )
         self.remember(self.step, measure, mean_loss)
 
     def _set_lr(self, fraction: float) -> None:
@@ -203,7 +238,11 @@ class _Run:
             inputs = augment(inputs, self.settings.shift, self.generator)
         names = [p.teacher for p in self.features]
         teacher_out = self.teacher(inputs, extra_outputs=names) if names else (self.teacher(inputs), {})
-        student_out = self.student(inputs, extra_outputs=[p.student for p in self.features]) if names else (self.student(inputs), {})
+        student_out = (
+            self.student(inputs, extra_outputs=[p.student for p in self.features])
+            if names
+            else (self.student(inputs), {})
+        )
         loss = distillation_loss(self.kinds, student_out[0], teacher_out[0], self.settings.temperature)
         if self.labels_used:
             labels = torch.from_numpy(batch.labels).to(self.device)
@@ -211,8 +250,10 @@ class _Run:
         if names:
             loss = loss + self.settings.feature_weight * feature_loss(self.features, student_out[1], teacher_out[1])
         if not torch.isfinite(loss):
-            raise InputError(f"training diverged at step {self.step + 1} (the loss is not finite); lower --lr "
-                             "and run again (nothing was written)")
+            raise InputError(
+                f"training diverged at step {self.step + 1} (the loss is not finite); lower --lr "
+                "and run again (nothing was written)"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.settings.clip_norm is not None:

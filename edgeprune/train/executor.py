@@ -135,14 +135,17 @@ def _attribute(attribute: onnx.AttributeProto):
     if isinstance(value, list) and value and isinstance(value[0], bytes):
         return [v.decode() for v in value]
     if isinstance(value, onnx.GraphProto):
-        raise UnsupportedOpError(f"node '{attribute.name}' holds a subgraph; the training executor runs flat graphs only")
+        raise UnsupportedOpError(
+            f"node '{attribute.name}' holds a subgraph; the training executor runs flat graphs only"
+        )
     return value
 
 
 def _trainable_initializers(graph: onnx.GraphProto, steps: tuple[_Step, ...]) -> set[str]:
     """Float initializers read by some op at a data position (not only as a shape, axis, pad or scale)."""
-    floats = {init.name for init in graph.initializer
-              if onnx.helper.tensor_dtype_to_np_dtype(init.data_type).kind == "f"}
+    floats = {
+        init.name for init in graph.initializer if onnx.helper.tensor_dtype_to_np_dtype(init.data_type).kind == "f"
+    }
     trainable = set()
     for step in steps:
         for position, name in enumerate(step.inputs):

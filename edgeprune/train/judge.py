@@ -56,8 +56,11 @@ class Judge:
                 outputs = [o.cpu() for o in module(_tensors(batch.inputs, self.device))]
                 if self.classifier is not None:
                     predicted = outputs[self.classifier].argmax(1)
-                    target = (torch.from_numpy(batch.labels) if self.measure == "accuracy"
-                              else reference[self.classifier].argmax(1))
+                    target = (
+                        torch.from_numpy(batch.labels)
+                        if self.measure == "accuracy"
+                        else reference[self.classifier].argmax(1)
+                    )
                     hits += int((predicted == target).sum())
                 for got, want in zip(outputs, reference):
                     error += float(((got.double() - want.double()) ** 2).sum())

@@ -40,7 +40,9 @@ def distillation_loss(kinds, student, teacher, temperature: float) -> torch.Tens
         if kind.classifier:
             soft_teacher = F.log_softmax(logits_of(kind, t) / temperature, dim=1)
             soft_student = F.log_softmax(logits_of(kind, s) / temperature, dim=1)
-            total = total + F.kl_div(soft_student, soft_teacher, log_target=True, reduction="batchmean") * temperature**2
+            total = (
+                total + F.kl_div(soft_student, soft_teacher, log_target=True, reduction="batchmean") * temperature**2
+            )
         else:
             total = total + F.mse_loss(s, t) / t.var().clamp_min(1e-8)
     return total

@@ -70,7 +70,9 @@ class DistillSettings:
             value = getattr(self, key)
             if not (_number(value) and value >= 0):
                 raise InputError(f"--{key.replace('_', '-')} must be zero or positive, got {value!r}")
-        if not (_whole(self.shift) and self.shift >= 0) or not (_whole(self.evals_per_epoch) and self.evals_per_epoch >= 1):
+        if not (_whole(self.shift) and self.shift >= 0) or not (
+            _whole(self.evals_per_epoch) and self.evals_per_epoch >= 1
+        ):
             raise InputError("shift must be zero or positive and evals_per_epoch at least 1")
         if self.train_device not in TRAIN_DEVICES:
             raise InputError(f"unknown --train-device '{self.train_device}'; choose one of {', '.join(TRAIN_DEVICES)}")

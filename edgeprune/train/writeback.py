@@ -34,7 +34,9 @@ def write_back(model: ModelGraph, parameters) -> ModelGraph:
         if new.shape != old.shape:
             raise ValueError(f"initializer {init.name}: trained shape {new.shape} is not the graph's {old.shape}")
         if not np.isfinite(new).all():
-            raise InputError(f"training made initializer {init.name} non-finite; lower --lr and run again (nothing was written)")
+            raise InputError(
+                f"training made initializer {init.name} non-finite; lower --lr and run again (nothing was written)"
+            )
         if new.tobytes() == old.tobytes():
             continue
         init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(new), init.name))

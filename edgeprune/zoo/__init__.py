@@ -14,8 +14,6 @@ import torch
 from torch import nn
 
 from edgeprune.errors import InputError
-from edgeprune.zoo._registry import ARCHITECTURES, INPUT_SHAPES, register_architecture
-from edgeprune.zoo._blocks import randomize_parameters
 
 # Imported for their registrations only.
 from edgeprune.zoo import (  # noqa: F401, E402
@@ -30,6 +28,8 @@ from edgeprune.zoo import (  # noqa: F401, E402
     unet,
     vgg,
 )
+from edgeprune.zoo._blocks import randomize_parameters
+from edgeprune.zoo._registry import ARCHITECTURES, INPUT_SHAPES, register_architecture
 
 __all__ = ["ARCHITECTURES", "INPUT_SHAPES", "build", "example_inputs", "input_shapes", "register_architecture"]
 

@@ -7,14 +7,14 @@ that imports them (no circular import).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar, Union
+from typing import TypeVar
 
 from torch import nn
 
 Shape = tuple[int, ...]
 # An architecture's per-sample input shapes (no batch dimension): fixed, or computed from the builder's kwargs
 # (``resnet20(in_channels=3)`` takes 3x28x28 images).
-ShapeSpec = Union[Sequence[Shape], Callable[..., Sequence[Shape]]]
+ShapeSpec = Sequence[Shape] | Callable[..., Sequence[Shape]]
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}

@@ -66,8 +66,13 @@ class ConvNeXt(nn.Module):
     """Patchify stem (4x4 stride 4) -> stage 1 -> downsample (LayerNorm, 2x2 stride 2 conv) -> stage 2 ->
     global average pool -> LayerNorm -> Linear."""
 
-    def __init__(self, in_channels: int = 3, dims: tuple[int, int] = (16, 32), depths: tuple[int, int] = (2, 1),
-                 num_classes: int = 10) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        dims: tuple[int, int] = (16, 32),
+        depths: tuple[int, int] = (2, 1),
+        num_classes: int = 10,
+    ) -> None:
         super().__init__()
         first, second = dims
         self.stem = nn.Sequential(nn.Conv2d(in_channels, first, 4, stride=4), LayerNorm2d(first, eps=1e-6))

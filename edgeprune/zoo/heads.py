@@ -19,9 +19,7 @@ class FlattenGemmHead(nn.Module):
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            conv_bn(in_channels, 8), nn.MaxPool2d(2), conv_bn(8, 16), nn.MaxPool2d(2)
-        )
+        self.features = nn.Sequential(conv_bn(in_channels, 8), nn.MaxPool2d(2), conv_bn(8, 16), nn.MaxPool2d(2))
         self.fc = nn.Linear(16 * 8 * 8, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -33,8 +33,9 @@ class SqueezeExcite(nn.Module):
 class V3Block(nn.Module):
     """1x1 expand -> kxk depthwise -> optional SE -> 1x1 project, residual when shapes allow."""
 
-    def __init__(self, in_channels: int, hidden: int, out_channels: int, kernel: int, stride: int, se: bool,
-                 act: type[nn.Module]) -> None:
+    def __init__(
+        self, in_channels: int, hidden: int, out_channels: int, kernel: int, stride: int, se: bool, act: type[nn.Module]
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [
             conv_bn(in_channels, hidden, kernel=1, act=act),

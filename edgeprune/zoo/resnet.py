@@ -57,8 +57,9 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """Stem conv -> residual blocks -> global average pool -> Linear."""
 
-    def __init__(self, stem: int, blocks: Sequence[nn.Module], out_channels: int, in_channels: int = 3,
-                 num_classes: int = 10) -> None:
+    def __init__(
+        self, stem: int, blocks: Sequence[nn.Module], out_channels: int, in_channels: int = 3, num_classes: int = 10
+    ) -> None:
         super().__init__()
         self.stem = conv_bn(in_channels, stem)
         self.blocks = nn.Sequential(*blocks)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgeprune.zoo.resnet import Bottleneck, ResNet
 from edgeprune.zoo._registry import register_architecture
+from edgeprune.zoo.resnet import Bottleneck, ResNet
 
 
 @register_architecture("resnext", input_shapes=[(3, 32, 32)])

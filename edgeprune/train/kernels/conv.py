@@ -73,13 +73,19 @@ def conv_transpose(node: NodeSpec, inputs):
     output_padding = list(node.attr("output_padding", [0] * rank))
     group = int(node.attr("group", 1))
     full = _CONV_T[rank](x, w, bias, strides, 0, output_padding, group, dilations)
-    natural = [(int(n) - 1) * s + (k - 1) * d + 1 + op
-               for n, s, k, d, op in zip(x.shape[2:], strides, kernel_shape, dilations, output_padding)]
+    natural = [
+        (int(n) - 1) * s + (k - 1) * d + 1 + op
+        for n, s, k, d, op in zip(x.shape[2:], strides, kernel_shape, dilations, output_padding)
+    ]
     output_shape = node.attr("output_shape")
     auto_pad = node.attr("auto_pad", "NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        wanted = list(output_shape)[-rank:] if output_shape is not None else [int(n) * s for n, s in zip(x.shape[2:], strides)]
+        wanted = (
+            list(output_shape)[-rank:]
+            if output_shape is not None
+            else [int(n) * s for n, s in zip(x.shape[2:], strides)]
+        )
         totals = [nat - want for nat, want in zip(natural, wanted)]
         lower = auto_pad == "SAME_LOWER"
         begins = [t - t // 2 if lower else t // 2 for t in totals]

@@ -76,7 +76,7 @@ def gather(node: NodeSpec, inputs):
     indices = indices.long()
     flat = torch.where(indices < 0, indices + x.shape[axis], indices).reshape(-1)
     out = x.index_select(axis, flat)
-    return [out.reshape(tuple(x.shape[:axis]) + tuple(indices.shape) + tuple(x.shape[axis + 1:]))]
+    return [out.reshape(tuple(x.shape[:axis]) + tuple(indices.shape) + tuple(x.shape[axis + 1 :]))]
 
 
 @kernel("Flatten")
