@@ -179,7 +179,7 @@ def finetune_model(
         )
     else:
         trained, report = distill(student, teacher, train, held, settings, progress=progress)
-    files = {Path(output): trained.serialized()}
+    files: dict[str | os.PathLike, bytes] = {Path(output): trained.serialized()}
     if report_path is not None:
         files[Path(report_path)] = (json.dumps(report.to_dict(), indent=1) + "\n").encode("utf-8")
     write_files_atomic(files)

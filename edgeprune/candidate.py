@@ -38,6 +38,8 @@ def prune_and_recover(job: Job, budget, progress=None, clock: StageClock | None 
         return Pruned(outcome, outcome.final, None)
     from edgeprune.recovery import distill_outcome
 
+    distill = settings.recovery.distill(settings.seed)
+    assert distill is not None  # recovery is enabled
     final, trained = distill_outcome(
         job.model,
         job.analysis,
@@ -45,7 +47,7 @@ def prune_and_recover(job: Job, budget, progress=None, clock: StageClock | None 
         outcome.final,
         job.train,
         job.held_out,
-        settings.recovery.distill(settings.seed),
+        distill,
         progress=training_progress(progress),
     )
     clock.lap("recover")

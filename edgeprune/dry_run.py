@@ -45,7 +45,7 @@ class SearchProfile:
 def dry_run(settings: OptimizeSettings) -> SearchProfile:
     if settings.model is None:
         raise InputError("give the ONNX model to optimize (the MODEL argument, or 'model' in the --config file)")
-    job = load_job(settings, with_data=False)
+    job = load_job(settings, data=False)
     flat = {g.id: np.ones(g.channels) for g in job.analysis.prunable_groups}
     widest = job.selector(Budget(macs=1.0, floor=settings.budget.floor, alignment=job.alignment))
     floor = widest.floor_plan(flat)

@@ -61,9 +61,9 @@ class Comparison:
         drop is 100 * (1 - measure); accuracy's is the difference of the two models' accuracies."""
         if self.measure is None:
             return None
-        if self.measure == "accuracy":
+        if self.measure == "accuracy" and self.accuracy_drop is not None:
             return 100.0 * self.accuracy_drop
-        if self.measure == "agreement":
+        if self.measure == "agreement" and self.agreement is not None:
             return 100.0 * (1.0 - self.agreement)
         return 100.0 * (1.0 - self.measures[self.measure])
 

@@ -180,7 +180,7 @@ def _export_legacy(
         torch.onnx.export(
             module,
             inputs,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # a file object is accepted, though not in the annotation
             dynamo=False,
             opset_version=opset,
             input_names=in_names,
@@ -217,6 +217,7 @@ def _export_dynamo(
                 external_data=False,
                 verbose=False,
             )
+        assert program is not None  # torch.onnx.export returns the program on the dynamo path
         return program.model_proto
 
     if not dynamic_batch:

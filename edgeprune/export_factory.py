@@ -101,8 +101,8 @@ def export_factory(
     model = export_torch_model(
         module,
         (example,),
-        exporter=exporter,
-        opset=opset,  # type: ignore[arg-type]
+        exporter=exporter,  # type: ignore[arg-type]  # checked against the two exporters above
+        opset=opset,
         dynamic_batch=dynamic_batch,
     )
     dynamic = all(has_batch_dim(value) for value in model.graph.input)

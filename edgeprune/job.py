@@ -77,8 +77,8 @@ def resolve(settings: OptimizeSettings) -> tuple[OptimizeSettings, list[str]]:
     return settings, notes
 
 
-def load_job(settings: OptimizeSettings, with_data: bool = True) -> Job:
-    """The model, its analysis and costs on the target device; with ``with_data``, the calibration data
+def load_job(settings: OptimizeSettings, data: bool = True) -> Job:
+    """The model, its analysis and costs on the target device; with ``data``, the calibration data
     split into fit and held-out parts (and the training data when recovery trains on its own)."""
     from edgeprune.analysis import analyze
     from edgeprune.cost import PlanCostModel
@@ -86,6 +86,7 @@ def load_job(settings: OptimizeSettings, with_data: bool = True) -> Job:
     from edgeprune.hardware import resolve_device
     from edgeprune.stages import latency_model
 
+    assert settings.model is not None  # resolve() or the dry run checked it
     model = _sized(load_model(settings.model), settings)
     device = resolve_device(settings.latency.device or "host")  # an unknown device fails before any work
     analysis = analyze(model)
@@ -107,7 +108,7 @@ def load_job(settings: OptimizeSettings, with_data: bool = True) -> Job:
         latency_model(settings.latency.device, model, analysis),
         alignment,
     )
-    return with_data(job) if with_data else job
+    return with_data(job) if data else job
 
 
 def _sized(model, settings: OptimizeSettings):
@@ -124,6 +125,7 @@ def _sized(model, settings: OptimizeSettings):
     from edgeprune.calibration import load_calibration
 
     calib = settings.calibration
+    assert calib.calib is not None  # checked above
     sample = load_calibration(calib.calib, model, limit=1, seed=settings.seed, **calib.preprocessing())
     sized = with_input_shapes(model, shapes_from_calibration(model, sample))
     logger.info("dynamic input size fixed at the calibration data's: %s", shapes_from_calibration(model, sample))
@@ -136,6 +138,7 @@ def with_data(job: Job) -> Job:
 
     settings = job.settings
     calib = settings.calibration
+    assert calib.calib is not None  # resolve() checked it
     data = load_calibration(calib.calib, job.model, limit=calib.limit, seed=settings.seed, **calib.preprocessing())
     data.require(MIN_CALIBRATION, "scoring, reconstruction and a held-out check")
     settings = replace(settings, batch_size=batch_size_for(job.model, settings.batch_size))

@@ -235,7 +235,7 @@ def make_judge(task: str, shape: Sequence[object], *, threshold: float = 0.5, bl
     if task == "classify":
         return ClassifyJudge()
     if task == "segment":
-        return SegmentJudge(int(shape[1]))
+        return SegmentJudge(int(shape[1]))  # type: ignore[call-overload]  # fits: the class axis is known
     if task == "detect-map":
         return DetectMapJudge(threshold)
     if task == "sequence":

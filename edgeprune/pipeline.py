@@ -47,7 +47,7 @@ def optimize(settings: OptimizeSettings, progress: Progress | None = None) -> Op
     clock = StageClock(timings)
     settings, _ = resolve(settings)
     scorer(settings.scoring.criterion)  # an unknown criterion fails before any work
-    job = load_job(settings, with_data=False)
+    job = load_job(settings, data=False)
     if settings.budget.explicit:
         job.selector(job.budget).check_reachable({g.id: np.ones(g.channels) for g in job.analysis.prunable_groups})
     clock.lap("load")

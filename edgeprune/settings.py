@@ -348,8 +348,8 @@ def read_settings_file(path: Path) -> SettingsFile:
             raise InputError(f"{path} is not valid JSON ({exc})") from None
         if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
             raise InputError(f"{path}: a JSON config is an edgeprune report.json with a 'settings' table")
-        model = data.get("model") if isinstance(data.get("model"), dict) else {}
-        return SettingsFile(dict(data["settings"]), model.get("sha256"))
+        model = data.get("model")
+        return SettingsFile(dict(data["settings"]), model.get("sha256") if isinstance(model, dict) else None)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -97,7 +97,7 @@ class CalibrationSet:
             labels = None if self.labels is None else self.labels[chosen]
             yield Batch(inputs=inputs, labels=labels, indices=chosen.copy())
 
-    def subset(self, indices: Sequence[int]) -> CalibrationSet:
+    def subset(self, indices: Sequence[int] | np.ndarray) -> CalibrationSet:
         """A view of the given positions (unique), in the given order."""
         positions = self._positions(indices)
         if len(np.unique(positions)) != len(positions):
@@ -144,7 +144,7 @@ class CalibrationSet:
             )
         return self
 
-    def _positions(self, indices: Sequence[int] | None) -> np.ndarray:
+    def _positions(self, indices: Sequence[int] | np.ndarray | None) -> np.ndarray:
         if indices is None:
             return np.arange(self.count, dtype=np.int64)
         positions = np.asarray(indices)

@@ -42,8 +42,9 @@ def scan_folder(root: Path) -> ImageFolder:
             f"{root} holds both images ({loose[0]}, ...) and class sub-folders ({subdirs[0].name}, ...); "
             "put every image in a class sub-folder, or use a flat folder without sub-folders"
         )
+    classes: tuple[str, ...] = ()
     if not subdirs:
-        files, labels, classes = tuple(loose), None, ()
+        files, labels = tuple(loose), None
     else:
         names: list[str] = []
         label_list: list[int] = []
@@ -92,8 +93,8 @@ def decode_image(path: Path, settings: ImageSettings) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if settings.color == "grey" else "RGB")
+        with Image.open(path) as opened:
+            image = opened.convert("L" if settings.color == "grey" else "RGB")
             if settings.resize is not None and min(image.size) != settings.resize:
                 image = image.resize(_shorter_side_to(*image.size, settings.resize), Image.Resampling.BILINEAR)
             if settings.crop is not None:
@@ -109,16 +110,16 @@ def decode_image(path: Path, settings: ImageSettings) -> np.ndarray:
         pixels = pixels[:, :, ::-1]
     pixels = pixels * np.float32(settings.scale)
     if settings.mean is not None:
-        pixels = pixels - np.asarray(settings.mean, dtype=np.float32)
+        pixels = np.subtract(pixels, np.asarray(settings.mean, dtype=np.float32), dtype=np.float32)
     if settings.std is not None:
-        pixels = pixels / np.asarray(settings.std, dtype=np.float32)
+        pixels = np.divide(pixels, np.asarray(settings.std, dtype=np.float32), dtype=np.float32)
     if settings.layout == "nchw":
         pixels = pixels.transpose(2, 0, 1)
     return np.ascontiguousarray(pixels, dtype=np.float32)
 
 
 def _centre_crop(image, settings: ImageSettings, path: Path):
-    width, height, crop = *image.size, settings.crop
+    (width, height), crop = image.size, int(settings.crop or 0)
     if crop > width or crop > height:
         resized = " after resizing" if settings.resize is not None else ""
         raise InputError(

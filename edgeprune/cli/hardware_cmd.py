@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,7 +21,7 @@ def devices_command(as_json: bool) -> None:
     """List the built-in device profiles (use a name, an alias, or a .toml path with --device)."""
     from edgeprune.hardware import builtin_devices, resolve_device
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in builtin_devices():
         profile = resolve_device(entry.name)
         rows.append(
@@ -125,6 +126,7 @@ def bench_command(model, other, device, provider, threads, warmup, repeats, as_j
         text = json.dumps(result, indent=1) if as_json else _timing_line(str(model), timing, input_shapes and sizes)
         click.echo(text)
         return
+    assert other_data is not None  # --vs was given
     second = Runner(other_data, provider=provider, threads=threads, precision=precision, input_shapes=other_sizes)
     comparison = compare(first, second, warmup=warmup, rounds=repeats)
     if as_json:

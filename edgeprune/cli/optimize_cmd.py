@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -121,7 +122,7 @@ def _progress():
     """A progress bar on a terminal only: pipelines and CI logs get none."""
     if not sys.stderr.isatty():
         return None
-    bars: dict[str, object] = {}
+    bars: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)

@@ -95,7 +95,9 @@ def set_pairs(rl_set: tuple[str, ...], finetune_set: tuple[str, ...]) -> dict:
     def keys(cls) -> set[str]:
         return {f.name.replace("_", "-") for f in dataclasses.fields(cls)} - {"agent"}
 
-    rl, agent, recovery = {}, {}, {}
+    rl: dict[str, str] = {}
+    agent: dict[str, str] = {}
+    recovery: dict[str, str] = {}
     for option, pairs in (("--rl-set", rl_set), ("--finetune-set", finetune_set)):
         for pair in pairs:
             key, sep, value = str(pair).partition("=")
@@ -125,7 +127,7 @@ def load_config(ctx: click.Context, _param, path: Path | None) -> Path | None:
         raise InputError(f"config file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path} is not valid TOML ({exc})") from None
-    section = data.get(ctx.info_name, data)
+    section = data.get(ctx.info_name or "", data)
     if not isinstance(section, dict):
         raise InputError(
             f"{path}: '{ctx.info_name}' must be a table of settings ([{ctx.info_name}]), not a {type(section).__name__}"

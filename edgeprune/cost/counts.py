@@ -38,7 +38,7 @@ class CostSummary:
         return 2 * self.macs
 
     def to_dict(self, with_nodes: bool = False) -> dict:
-        data = {
+        data: dict[str, object] = {
             "macs": self.macs,
             "flops": self.flops,
             "params": self.params,

@@ -114,7 +114,7 @@ class PlanCostModel:
         nbytes = np.rint(np.where(sliced, self._term_bytes * scale, 0.0)) + shared_bytes
         act = self._act_bytes * ratios[self._act_rows]
         peak = max((float(act[step].sum()) for step in self._steps), default=0.0)
-        nodes = ()
+        nodes: tuple[NodeCost, ...] = ()
         if with_nodes:
             merged: dict[tuple[str, str], list[int]] = {}
             for (name, op), m, p, b in zip(self._nodes, macs, params, nbytes):

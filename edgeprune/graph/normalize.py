@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -216,7 +217,7 @@ def _fold_affine(graph) -> int:
     return folded
 
 
-def _shuffle_indices(first, graph) -> tuple[np.ndarray, object] | None:
+def _shuffle_indices(first, graph) -> tuple[np.ndarray, Any] | None:
     """If ``first`` starts a channel-shuffle chain, the channel permutation and the chain's last node."""
     source, split = first.inputs[0].shape, first.outputs[0].shape  # inferred, so computed targets work
     if source is None or split is None or len(source) < 3 or len(split) != len(source) + 1:

@@ -39,7 +39,7 @@ def cpu_name() -> str:
 
 def _tensorrt_version() -> str:
     try:
-        import tensorrt  # type: ignore[import-not-found]
+        import tensorrt
 
         return str(tensorrt.__version__)
     except Exception:  # absent, or present but broken: either way not usable for this measurement

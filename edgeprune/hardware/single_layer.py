@@ -5,6 +5,8 @@ Only onnx.helper and numpy: the profiler runs on the device, where torch is not 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -18,7 +20,7 @@ OPSET = 13
 def layer_model(layer: LayerSpec, cin: int, cout: int, seed: int = 0) -> bytes:
     """``layer`` with ``cin`` inputs and ``cout`` outputs (a depthwise layer: ``cout`` channels, as many groups)."""
     rng = np.random.default_rng(seed)
-    attrs = dict(layer.attributes)
+    attrs: dict[str, Any] = dict(layer.attributes)
     if layer.op == "Conv":
         group = cout if layer.depthwise else layer.group
         cin = cout if layer.depthwise else cin

@@ -60,7 +60,8 @@ def latency_section(latency: LatencyModel, keep: np.ndarray, host: HostMeasureme
         for b, a in zip(before, after)
     ]
     macs_before, macs_after = sum(b.macs for b in before), sum(a.macs for a in after)
-    warnings = []
+    warnings: list[str] = []
+    notes: list[str] = []
     section = {
         "device": device.name,
         "provider": device.provider,
@@ -78,7 +79,7 @@ def latency_section(latency: LatencyModel, keep: np.ndarray, host: HostMeasureme
         "predicted_speedup": predicted_before / predicted_after if predicted_after > 0 else None,
         "measured_host": None,
         "warnings": warnings,
-        "notes": [],
+        "notes": notes,
         "layers": rows,
     }
     if host is not None:
@@ -91,7 +92,7 @@ def latency_section(latency: LatencyModel, keep: np.ndarray, host: HostMeasureme
         if host.speedup < 1.0 - host.noise:
             warnings.append(f"the pruned model measured slower on this machine ({host.speedup:.2f}x)")
     if device.name != "host" and host is not None:
-        section["notes"].append(
+        notes.append(
             f"the measured latency is this machine's ({host.provider}), not the {device.name}'s; "
             f"run `edgeprune bench --vs` on the device to measure there"
         )

@@ -48,18 +48,21 @@ def calibrate(norms: Iterable[nn.modules.batchnorm._BatchNorm], run_batches) -> 
             continue
         mean = total / count
         var = (squares / count - mean * mean).clamp_min(0.0)
+        running_mean, running_var = m.running_mean, m.running_var
+        assert running_mean is not None and running_var is not None  # identity_norm tracks running statistics
         # keep y = x * scale + shift while the statistics become the real ones
-        scale = m.weight / torch.sqrt(m.running_var + m.eps)
-        shift = m.bias - m.running_mean * scale
-        m.running_mean.copy_(mean.to(m.running_mean.dtype))
-        m.running_var.copy_(var.to(m.running_var.dtype))
-        m.weight.copy_(scale * torch.sqrt(m.running_var + m.eps))
-        m.bias.copy_(shift + scale * m.running_mean)
+        scale = m.weight / torch.sqrt(running_var + m.eps)
+        shift = m.bias - running_mean * scale
+        running_mean.copy_(mean.to(running_mean.dtype))
+        running_var.copy_(var.to(running_var.dtype))
+        m.weight.copy_(scale * torch.sqrt(running_var + m.eps))
+        m.bias.copy_(shift + scale * running_mean)
 
 
 def identity_norm(channels: int, rank: int, dtype: torch.dtype) -> nn.modules.batchnorm._BatchNorm:
     """A BatchNorm over ``channels`` that computes the identity in eval mode (until calibrated)."""
     norm = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[rank](channels, dtype=dtype)
+    assert norm.running_var is not None  # BatchNorm tracks running statistics by default
     with torch.no_grad():
         norm.running_var.fill_(1.0 - norm.eps)
     return norm

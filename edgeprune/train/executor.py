@@ -110,7 +110,7 @@ def _conv_norms(steps: tuple[_Step, ...], parameters: Mapping[str, nn.Parameter]
     for step in steps:
         for name in step.inputs:
             readers[name] = readers.get(name, 0) + 1
-    norms = {}
+    norms: dict[str, nn.Module] = {}
     for index, step in enumerate(steps):
         if step.spec.op != "Conv" or len(step.inputs) < 3:
             continue

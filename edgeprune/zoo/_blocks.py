@@ -63,6 +63,7 @@ def randomize_parameters(module: nn.Module, seed: int) -> None:
                     layer.bias.copy_(0.1 * torch.randn(layer.bias.shape, generator=gen))
             elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 n = layer.num_features
+                assert layer.running_mean is not None and layer.running_var is not None
                 layer.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
                 layer.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
                 layer.weight.copy_(0.5 + torch.rand(n, generator=gen))
