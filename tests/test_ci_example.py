@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import json
 import re
 import subprocess
 import sys
@@ -55,6 +56,16 @@ def test_a_met_budget_passes_and_summarises_the_report(tmp_path: Path) -> None:
     for row in ("| parameters |", "| held-out accuracy | ", "| predicted latency on jetson-orin-nano |",
                 "| proof | passed: True, max relative difference"):
         assert row in text, text
+
+
+def test_the_default_goal_mode_passes_and_prints_its_summary_object(tmp_path: Path) -> None:
+    flags = "--preset fashion-mnist --device jetson-orin-nano --max-acc-drop 1 --json --limit 120 --latency-rounds 0"
+    result, summary, out = run_step(tmp_path, flags)
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["measure"] == "accuracy" and printed["drop_points"] <= 1.0 and printed["predicted_speedup"] > 1
+    assert "no budget given" in result.stderr and ": exit 0 (success)" in summary.read_text()
+    assert (out / "report.json").exists()
 
 
 def test_an_unmet_goal_fails_the_step_with_the_reason(tmp_path: Path) -> None:

@@ -28,6 +28,10 @@ from edgeprune.graph.shapes import require_concrete
 
 
 class PlanCostModel:
+    """Prices any plan of one model (MACs, params, weight bytes, peak activation memory) without surgery:
+    the model's per-node costs are precomputed as functions of the kept fraction of each channel class, so
+    a plan costs a few vector operations; the tests check it equals the counts of the truly pruned model."""
+
     def __init__(self, model: ModelGraph, analysis: ChannelAnalysis) -> None:
         require_concrete(model, "pricing a plan")  # a budget at an unknown size would mean nothing
         self._analysis = analysis

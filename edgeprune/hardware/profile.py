@@ -73,6 +73,10 @@ class ModelMeasurement:
 
 @dataclass(frozen=True)
 class DeviceProfile:
+    """A target device as data (devices/*.toml, or `edgeprune profile`'s output): its execution provider
+    and precision, the channel alignment its fast kernels want, roofline figures, and latency tables
+    measured on it with the setup they were measured under. The latency model reads nothing else."""
+
     name: str
     description: str
     provider: str
