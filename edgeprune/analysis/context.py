@@ -12,10 +12,7 @@ import numpy as np
 
 from edgeprune.analysis.groups import FrozenReason, SliceSpec
 from edgeprune.analysis.unionfind import UnionFind
-
-
-class Unsupported(Exception):
-    """Raised by a rule: the op is used in a way whose channel semantics we do not know."""
+from edgeprune.ops.common import Unsupported  # noqa: F401  (rules raise it; the engine catches it)
 
 
 @dataclass

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprune.analysis.context import Unsupported
+
+class Unsupported(Exception):
+    """Raised by a rule: the op is used in a way whose channel semantics we do not know. The analysis
+    turns it into frozen groups, so an op used in a way its rule does not understand never prunes."""
 
 
 def normalize_axis(axis: int, rank: int) -> int:

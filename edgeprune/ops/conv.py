@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprune.analysis.context import Unsupported
+from edgeprune.ops.common import Unsupported
 from edgeprune.ops.registry import OpRule, op_rule
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from edgeprune.analysis.context import Unsupported
-from edgeprune.ops.common import passthrough, rank_of
+from edgeprune.ops.common import Unsupported, passthrough, rank_of
 from edgeprune.ops.registry import OpRule, op_rule
 
 UNARY_OPS = (

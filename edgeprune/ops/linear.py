@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeprune.analysis.context import Unsupported
+from edgeprune.ops.common import Unsupported
 from edgeprune.ops.registry import OpRule, op_rule
 
 

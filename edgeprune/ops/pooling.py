@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprune.analysis.context import Unsupported
-from edgeprune.ops.common import axes_of, normalize_axis, passthrough, rank_of
+from edgeprune.ops.common import Unsupported, axes_of, normalize_axis, passthrough, rank_of
 from edgeprune.ops.registry import OpRule, op_rule
 
 

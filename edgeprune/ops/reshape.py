@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from edgeprune.analysis.context import Unsupported
-from edgeprune.ops.common import axes_of, normalize_axis
+from edgeprune.ops.common import Unsupported, axes_of, normalize_axis
 from edgeprune.ops.registry import OpRule, op_rule
 
 
