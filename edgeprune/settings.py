@@ -216,7 +216,7 @@ class ReconstructionSettings:
 
 @dataclass(frozen=True)
 class CheckSettings:
-    SECTION: ClassVar[str] = "Output"
+    SECTION: ClassVar[str] = "Goal and budget"
 
     tolerance: float = setting(
         1e-4, help="Largest relative output difference the proof allows against the masked original."
@@ -263,7 +263,7 @@ class OptimizeSettings:
     """The whole tree. ``model``: the ONNX file (the command's argument); ``seed``, ``batch_size`` and
     ``provider`` are the run's, read by every stage."""
 
-    SECTION: ClassVar[str] = "Run"
+    SECTION: ClassVar[str] = "General"
 
     model: Path | None = setting(None, cli=False, help="The ONNX model to optimize (the command's MODEL argument).")
     seed: int = setting(0, help="Seed of every random choice: the same inputs and seed give the same plan.")
