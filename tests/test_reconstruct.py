@@ -12,9 +12,9 @@ from onnx_graphsurgeon.logger import G_LOGGER
 
 from corpus import export_corpus_model
 from edgeprune.analysis import analyze
+from edgeprune.capture.rows import ConvGeometry, outputs_at, patches, sample_positions
 from edgeprune.graph import load_model, normalize_proto
 from edgeprune.reconstruct import reconstruct
-from edgeprune.reconstruct.rows import ConvGeometry, outputs_at, patches, sample_positions
 from edgeprune.reconstruct.solve import rectified_fit, relative_error, ridge_fit
 from edgeprune.surgery import PruningPlan, apply_plan, run_model, simple_plan
 

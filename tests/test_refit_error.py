@@ -95,8 +95,8 @@ def test_each_group_of_a_grouped_conv_is_its_own_consumer(corpus_dir, tmp_path):
 
 def test_statistics_match_the_rows_and_outputs_onnx_runtime_computes(resnet, tmp_path):
     """X^T Y and ||Y||^2 come from X^T X and the weights; check them against the real conv outputs."""
+    from edgeprune.capture.rows import outputs_at, patches, sample_positions
     from edgeprune.capture.session import ActivationRunner
-    from edgeprune.reconstruct.rows import outputs_at, patches, sample_positions
 
     model, analysis = resnet
     data = _calibration(tmp_path, model, (1, 28, 28), count=12)

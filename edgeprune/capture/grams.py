@@ -3,7 +3,8 @@
 A consumer is a Conv (explicit pads; each group of a grouped conv on its own), a Gemm or a MatMul by a
 constant matrix that reads a tensor of tracked channels. One pass of the original model gives, per consumer, the rows X of its least-squares
 problem: im2col patches of its input at sampled output positions (the same positions reconstruction uses),
-or whole input rows for a Gemm or MatMul. Its original outputs there are Y = X W^T + b with its own
+whole input rows for a Gemm or a MatMul on an N,C matrix, or, for a MatMul on the last axis of an N,H,W,C map
+(a ConvNeXt-style MLP), its input vectors at sampled sites (again those reconstruction samples). Its original outputs there are Y = X W^T + b with its own
 weights, so they need not be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's product in float32,
 the running sums in float64), so memory is set by the layer sizes and does not grow with the number of
 images, and the capture asks ONNX Runtime for nothing but the consumers' inputs.
@@ -20,11 +21,11 @@ import onnx
 from onnx import numpy_helper
 
 from edgeprune.analysis.groups import ChannelAnalysis
+from edgeprune.capture.rows import ConvGeometry, linear_positions, linear_rows, patches, sample_positions
 from edgeprune.capture.session import ActivationRunner
 from edgeprune.errors import InputError
 from edgeprune.graph.model import ModelGraph
 from edgeprune.graph.shapes import concrete_size
-from edgeprune.reconstruct.rows import ConvGeometry, patches, sample_positions
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class LinearConsumer:
     columns: np.ndarray
     weight: np.ndarray  # (outputs, columns): the layer as a matrix on its regression rows
     inputs: slice = field(default_factory=lambda: slice(None))  # its input channels (a grouped conv: one group)
+    sites: int = 0  # a MatMul on a channels-last map: input rows per image (H*W), sampled like a conv's outputs
 
 
 @dataclass
@@ -106,7 +108,8 @@ class ConsumerGrams:
 
 def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LinearConsumer, ...]:
     """Every Conv (explicit pads; one consumer per group of a grouped conv), Gemm (no transA) and MatMul by a
-    constant matrix that sums over tracked channels of its first input."""
+    constant matrix that sums over tracked channels of its first input: axis 1 of a Conv's or Gemm's, the
+    last axis of a MatMul's (an N,C matrix, or an N,H,W,C map)."""
     weights = {t.name: t for t in model.proto.graph.initializer}
     nodes = {node.name: node for node in model.proto.graph.node}
     found = []
@@ -114,16 +117,19 @@ def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[Line
         node = nodes[node_name]
         channels = analysis.tensors.get(tensor)
         weight = weights.get(node.input[1]) if len(node.input) > 1 else None
-        if node.input[0] != tensor or weight is None or channels is None or channels.axis != 1:
+        rank = len(model.shapes.get(tensor, ()))
+        summed = rank - 1 if node.op_type == "MatMul" else 1  # the axis the layer sums over
+        if node.input[0] != tensor or weight is None or channels is None or channels.axis != summed:
             continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        matrix = _as_matrix(
-            node.op_type, attrs, numpy_helper.to_array(weight).astype(np.float64), len(model.shapes.get(tensor, ()))
-        )
+        matrix = _as_matrix(node.op_type, attrs, numpy_helper.to_array(weight).astype(np.float64), rank)
         if matrix is None:
             continue
         if node.op_type != "Conv":
-            found.append(LinearConsumer(node.name, tensor, node.output[0], None, channels.classes.copy(), matrix))
+            sites = _sites(model, tensor) if rank > 2 else 0
+            found.append(
+                LinearConsumer(node.name, tensor, node.output[0], None, channels.classes.copy(), matrix, sites=sites)
+            )
             continue
         geometry = ConvGeometry.of(attrs, tuple(weight.dims))
         if geometry is None:
@@ -152,9 +158,25 @@ def _as_matrix(op: str, attrs: dict, weight: np.ndarray, input_rank: int) -> np.
         return weight.reshape(weight.shape[0], -1)
     if op == "Gemm" and weight.ndim == 2 and not attrs.get("transA", 0):
         return weight if attrs.get("transB", 0) else weight.T
-    if op == "MatMul" and weight.ndim == 2 and input_rank == 2:
+    if op == "MatMul" and weight.ndim == 2 and input_rank >= 2:
         return weight.T
     return None
+
+
+def _sampled_size(model: ModelGraph, consumer: LinearConsumer) -> tuple[int, int]:
+    """(height, width) that ``sample_positions`` draws a consumer's rows from: a conv's output size, or
+    (sites, 1) for a channels-last MatMul, the call reconstruction makes for it (rows (image, site, 0))."""
+    if consumer.geometry is None:
+        return consumer.sites, 1
+    height, width = concrete_size(model, consumer.output, slice(2, 4), "capturing the refit statistics")
+    return height, width
+
+
+def _sites(model: ModelGraph, tensor: str) -> int:
+    """Input rows per image of a MatMul on ``tensor`` (N, ..., C): the product of the axes in between."""
+    shape = model.shapes[tensor]
+    concrete_size(model, tensor, slice(1, len(shape) - 1), "capturing the refit statistics")  # or a one-line error
+    return linear_positions(shape)
 
 
 def capture_grams(
@@ -174,15 +196,11 @@ def capture_grams(
         return ConsumerGrams((), calibration.count, samples_per_image, {"inference": 0.0, "statistics": 0.0})
     runner = ActivationRunner(model, [c.input for c in consumers], provider)
     grams = [ConsumerGram.empty(c) for c in consumers]
-    sizes = {
-        c.node: concrete_size(model, c.output, slice(2, 4), "capturing the refit statistics")
-        for c in consumers
-        if c.geometry is not None
-    }
+    sizes = {c.node: _sampled_size(model, c) for c in consumers if c.geometry is not None or c.sites}
     positions = {
         size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
         for size in set(sizes.values())
-    }  # the same for every consumer of one output size
+    }  # the same for every consumer of one output size, and the sites reconstruction samples
     first, inference, statistics = 0, 0.0, 0.0
     for batch in calibration.batches(batch_size):
         start = time.perf_counter()
@@ -197,11 +215,13 @@ def capture_grams(
         in_batch = {size: at[(at[:, 0] >= first) & (at[:, 0] < first + count)] for size, at in positions.items()}
         for gram in grams:
             c = gram.consumer
-            x = values[c.input][:, c.inputs]
-            if c.geometry is None:
+            x = values[c.input]
+            if c.sites:
+                gram.update(linear_rows(x, first, in_batch[sizes[c.node]]))
+            elif c.geometry is None:
                 gram.update(x.reshape(count, -1))
             else:
-                gram.update(patches(x, first, in_batch[sizes[c.node]], c.geometry))
+                gram.update(patches(x[:, c.inputs], first, in_batch[sizes[c.node]], c.geometry))
         first += count
         inference += middle - start
         statistics += time.perf_counter() - middle

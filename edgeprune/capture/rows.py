@@ -1,4 +1,9 @@
-"""Regression rows for one consumer: im2col patches at sampled output positions, or Gemm input rows."""
+"""Regression rows for one consumer: im2col patches at sampled output positions, Gemm input rows, or a
+channels-last MatMul's input vectors at sampled sites.
+
+Both the refit statistics of scoring (`capture.grams`) and reconstruction draw their rows here, with the same
+seeded positions, so the channels scoring picks are judged on the rows reconstruction then fits.
+"""
 
 from __future__ import annotations
 

@@ -11,11 +11,13 @@ from types import MappingProxyType
 import numpy as np
 
 from edgeprune.analysis.groups import ChannelAnalysis
-from edgeprune.capture.points import CapturePoint, capture_points
+from edgeprune.capture.points import CapturePoint, capture_points, channels_first
 from edgeprune.capture.session import ActivationRunner
 from edgeprune.errors import InputError
 from edgeprune.graph.model import ModelGraph
 from edgeprune.graph.shapes import concrete_size
+from edgeprune.maps.accumulate import LayerAccumulator
+from edgeprune.maps.quantize import default_levels
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +67,11 @@ def capture_stats(
     (each channel's aura matrices), ``aura_mi`` and ``hist_mi`` (pair statistics with the consumer's maps),
     ``label_mi`` (with labels; it implies the aura matrices).
     ``stride`` samples the sites of the pair statistics (None: ``default_stride`` per layer; 1: every site).
+    A channels-last map (N,H,W,C, inside a ConvNeXt-style MLP) and its MatMul's output are accumulated with
+    their channel axis moved to position 1, so every statistic is the one of the same maps laid out N,C,H,W.
     """
-    from edgeprune.scoring.accumulate import LayerAccumulator
-    from edgeprune.scoring.quantize import default_levels
-
     pairs = bool(measures & {"aura_mi", "hist_mi"})
-    points = capture_points(model, analysis)
+    points = capture_points(model, analysis, channels_last=True)
     if not points:
         raise InputError("no prunable group has a feature map to measure; use --criterion l1 for this model")
     output = model.output_names[0]
@@ -80,13 +81,14 @@ def capture_stats(
     accumulators = {}
     purpose = "capturing activation statistics"
     for point in points:
-        channels = concrete_size(model, point.tensor, slice(1, 2), purpose)[0]
+        channels = concrete_size(model, point.tensor, _axis(point.channel_axis), purpose)[0]
         next_channels = None
         if point.next_tensor and pairs:
-            next_channels = concrete_size(model, point.next_tensor, slice(1, 2), purpose)[0]
+            next_channels = concrete_size(model, point.next_tensor, _axis(point.next_axis), purpose)[0]
+        height, width = (concrete_size(model, point.tensor, _axis(a), purpose)[0] for a in point.spatial_axes)
         accumulators[point.tensor] = LayerAccumulator(
             channels=channels,
-            levels=levels or default_levels(*concrete_size(model, point.tensor, slice(2, 4), purpose)),
+            levels=levels or default_levels(height, width),
             next_channels=next_channels,
             n_classes=n_classes,
             cross="aura_mi" in measures,
@@ -104,8 +106,8 @@ def capture_stats(
             labels = batch.labels if batch.labels is not None else _predictions(values[output], n_classes)
         for point in points:
             _check_finite(values[point.tensor], point.tensor)
-            nxt = values[point.next_tensor] if point.next_tensor and pairs else None
-            accumulators[point.tensor].update(values[point.tensor], nxt, labels)
+            nxt = channels_first(values[point.next_tensor], point, True) if point.next_tensor and pairs else None
+            accumulators[point.tensor].update(channels_first(values[point.tensor], point), nxt, labels)
         inference += middle - start
         statistics += time.perf_counter() - middle
         done += len(batch.indices)
@@ -115,6 +117,10 @@ def capture_stats(
     stats = tuple(PointStats(p, _finalise(accumulators[p.tensor])) for p in points)
     seconds = MappingProxyType({"inference": round(inference, 4), "statistics": round(statistics, 4)})
     return ActivationStats(stats, done, levels, labels_source, seconds)
+
+
+def _axis(axis: int) -> slice:
+    return slice(axis, axis + 1)
 
 
 def _class_count(model: ModelGraph, output: str) -> int | None:

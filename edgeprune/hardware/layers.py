@@ -23,7 +23,8 @@ MODELLED_OPS = ("Conv", "Gemm", "MatMul")
 @dataclass(frozen=True)
 class LayerSpec:
     """One weighted layer at full size. ``cin`` counts input positions the layer reduces over (channels for a
-    conv, features for a gemm); ``attributes`` are the node's own, copied when the layer is rebuilt alone."""
+    conv, features for a gemm); ``attributes`` are the node's own, copied when the layer is rebuilt alone.
+    ``batch`` of a Gemm or MatMul counts its rows: the images, times H*W for a MatMul on an N,H,W,C map."""
 
     node: str
     op: str
@@ -67,7 +68,8 @@ class LayerSpec:
 
 
 def model_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LayerSpec, ...]:
-    """Every Conv/Gemm/MatMul with a constant weight and known input and output shapes, in graph order.
+    """Every Conv/Gemm/MatMul with a constant weight and known input and output shapes, in graph order. A MatMul
+    of two activations (attention) has no weight to prune and is left to the whole-model factor.
 
     A layer is priced at its input size, so a model whose height or width is dynamic is refused (fix the size
     with `with_input_shapes` first); a layer whose shapes inference leaves unknown is left to the
@@ -80,7 +82,7 @@ def model_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LayerSpe
     layers = []
     for node in model.proto.graph.node:
         if node.op_type not in MODELLED_OPS or len(node.input) < 2 or node.input[1] not in initializers:
-            continue
+            continue  # a MatMul of two activations (attention) included: no stored weight, no prunable size
         weight = initializers[node.input[1]]
         in_shape = model.shapes.get(node.input[0]) or ()
         out_shape = model.shapes.get(node.output[0]) or ()
@@ -121,16 +123,21 @@ def _spec(node, weight: tuple[int, ...], in_shape, out_shape, has_bias: bool) ->
             False,
             has_bias,
         )
-    if len(in_shape) != 2 or len(weight) != 2:
-        return None  # batched MatMuls (attention) are left to the whole-model factor
+    if len(weight) != 2 or (node.op_type == "Gemm" and len(in_shape) != 2):
+        return None  # a stored weight of another rank (batched weights) is left to the whole-model factor
     trans_b = dict(attrs).get("transB", 0) if node.op_type == "Gemm" else 0
     if node.op_type == "Gemm" and dict(attrs).get("transA", 0):
         return None
     features, outputs = (weight[1], weight[0]) if trans_b else (weight[0], weight[1])
+    if node.op_type == "MatMul" and in_shape[-1] != features:
+        return None
+    # A MatMul by a stored matrix on an N,H,W,C map (a channels-last Linear) is one Gemm of N*H*W rows: the rows
+    # are its "batch", so the roofline, the profiler's rebuilt layer and the key all see every site.
+    rows = batch * math.prod(int(d) for d in in_shape[1:-1])
     return LayerSpec(
         node.name,
         node.op_type,
-        batch,
+        rows,
         int(features),
         int(outputs),
         (),

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprune.scoring.aura import aura_counts, aura_entropy
-from edgeprune.scoring.information import (
+from edgeprune.maps.aura import aura_counts, aura_entropy
+from edgeprune.maps.information import (
     aura_mi_importance,
     cross_aura_counts,
     default_stride,
@@ -30,7 +30,7 @@ from edgeprune.scoring.information import (
     label_joint_counts,
     label_mi,
 )
-from edgeprune.scoring.quantize import check_levels, match_resolution, quantize_maps
+from edgeprune.maps.quantize import check_levels, match_resolution, quantize_maps
 
 
 class LayerAccumulator:

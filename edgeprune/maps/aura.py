@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprune.scoring.quantize import check_codes, check_levels
+from edgeprune.maps.quantize import check_codes, check_levels
 
 # (dy, dx) of the forward half of the 8-neighbourhood; the other half is their negatives.
 FORWARD_OFFSETS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprune.scoring.aura import entropy_bits
-from edgeprune.scoring.quantize import check_codes, check_levels
+from edgeprune.maps.aura import entropy_bits
+from edgeprune.maps.quantize import check_codes, check_levels
 
 EXACT_F32 = 2**24  # every integer up to this is exact in float32
 BACKENDS = ("auto", "torch", "numpy")

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgeprune.analysis.groups import ChannelAnalysis
+from edgeprune.capture.rows import linear_positions, linear_rows, outputs_at, patches, sample_positions
 from edgeprune.capture.session import ActivationRunner
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
-from edgeprune.reconstruct.rows import linear_positions, linear_rows, outputs_at, patches, sample_positions
 from edgeprune.reconstruct.solve import rectified_fit, relative_error, ridge_fit
 from edgeprune.reconstruct.targets import Target, find_targets
 from edgeprune.surgery.plan import PruningPlan

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeprune.analysis.groups import ChannelAnalysis
+from edgeprune.capture.rows import ConvGeometry
 from edgeprune.graph.model import ModelGraph
-from edgeprune.reconstruct.rows import ConvGeometry
 
 SKIP_NOTE = "not refitted: only Conv (explicit pads), Gemm and MatMul by a stored matrix are"
 

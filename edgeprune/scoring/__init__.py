@@ -1,13 +1,14 @@
-"""The maths of the channel scores: spatial aura entropy and aura mutual information (docs/methods.md).
+"""Channel scores: the criteria by name (registry, criteria), the refit-error greedy removal, and
+`measure_and_score`, which captures what a criterion reads and scores every prunable group.
 
-Pipeline for one layer: ``quantize_maps`` (per-map min-max codes, dead maps flagged) -> ``aura_counts``
-(8-neighbour aura matrices) -> ``aura_entropy``; with the consumer layer's maps, ``cross_aura_counts``
--> ``aura_mi_importance``. ``LayerAccumulator`` streams all of it over a calibration set.
+The maths of the activation criteria (per-map quantisation, aura matrices and entropy, aura MI, the streaming
+``LayerAccumulator``) lives in `edgeprune.maps`, below capture, which streams it; it is re-exported here for
+existing callers.
 """
 
-from edgeprune.scoring.accumulate import LayerAccumulator
-from edgeprune.scoring.aura import aura_counts, aura_entropy, image_aura_entropy, neighbour_pair_count
-from edgeprune.scoring.information import (
+from edgeprune.maps.accumulate import LayerAccumulator
+from edgeprune.maps.aura import aura_counts, aura_entropy, image_aura_entropy, neighbour_pair_count
+from edgeprune.maps.information import (
     aura_mi_importance,
     cross_aura_counts,
     default_stride,
@@ -17,7 +18,7 @@ from edgeprune.scoring.information import (
     label_mi,
     mutual_information,
 )
-from edgeprune.scoring.quantize import default_levels, match_resolution, quantize_maps
+from edgeprune.maps.quantize import default_levels, match_resolution, quantize_maps
 
 __all__ = [
     "LayerAccumulator",

@@ -13,21 +13,27 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from edgeprune.analysis.groups import ChannelAnalysis
-from edgeprune.capture.points import capture_points
+from edgeprune.capture.points import CapturePoint, capture_points, channels_first
 from edgeprune.graph.model import ModelGraph
 from edgeprune.search.evaluator import MaskedEvaluator
 from edgeprune.search.rewards import accuracy_reward, agreement_reward, ceiling, entropy_reward, map_entropies
 
 
 def measured_layers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[str, ...]:
-    """The maps the entropy reward reads: every capture point with at least 2 x 2 sites (1 x 1 maps have no aura)."""
-    names = []
-    for point in capture_points(model, analysis):
+    """The maps the entropy reward reads: every capture point with at least 2 x 2 sites (1 x 1 maps have no aura),
+    N,C,H,W or channels-last N,H,W,C (the hidden activation of a ConvNeXt-style MLP)."""
+    return tuple(point.tensor for point in _measured_points(model, analysis))
+
+
+def _measured_points(model: ModelGraph, analysis: ChannelAnalysis) -> list[CapturePoint]:
+    points = []
+    for point in capture_points(model, analysis, channels_last=True):
         shape = model.shapes.get(point.tensor, ())
-        sites = np.prod([d for d in shape[2:] if isinstance(d, int)] or [0])
-        if len(shape) == 4 and sites >= 4:
-            names.append(point.tensor)
-    return tuple(names)
+        spatial = [shape[a] for a in point.spatial_axes] if len(shape) == 4 else []
+        sites = np.prod([d for d in spatial if isinstance(d, int)] or [0])
+        if sites >= 4:
+            points.append(point)
+    return points
 
 
 class Judge:
@@ -44,15 +50,19 @@ class Judge:
         entropy_reference: str = "kept",
     ) -> None:
         self.analysis, self.reward, self.labels, self.reference = analysis, reward, labels, entropy_reference
-        self.layers = measured_layers(model, analysis) if reward == "entropy" else ()
+        points = _measured_points(model, analysis) if reward == "entropy" else []
+        self.layers = tuple(point.tensor for point in points)
+        self._points = {point.tensor: point for point in points}
         self.output = model.output_names[0]
         self.evaluator = MaskedEvaluator(model, analysis, batches, extra_outputs=self.layers, provider=provider)
         self.seconds = {"session": 0.0, "reward": 0.0}
         self.calls = 0
         original = self.evaluator.evaluate({})
         self.original_logits = np.concatenate([r[self.output] for r in original])
-        self.original_entropy = [np.concatenate([map_entropies(r[name]) for r in original]) for name in self.layers]
-        self.ceilings = [ceiling(original[0][name].shape) for name in self.layers]
+        self.original_entropy = [
+            np.concatenate([map_entropies(self._maps(r, name)) for r in original]) for name in self.layers
+        ]
+        self.ceilings = [ceiling(self._maps(original[0], name).shape) for name in self.layers]
 
     def __call__(self, kept: Mapping[str, Sequence[int]]) -> float:
         start = time.perf_counter()
@@ -69,7 +79,7 @@ class Judge:
             keep = self.analysis.keep_mask(kept)
             masks = [self.analysis.kept_positions(name, keep) for name in self.layers]
             pruned = [
-                np.concatenate([map_entropies(r[name][:, mask]) for r in results])
+                np.concatenate([map_entropies(self._maps(r, name)[:, mask]) for r in results])
                 for name, mask in zip(self.layers, masks)
             ]
             return entropy_reward(pruned, self.original_entropy, masks, self.reference, self.ceilings)
@@ -77,3 +87,7 @@ class Judge:
         if self.reward == "accuracy":
             return accuracy_reward(logits, self.labels)
         return agreement_reward(logits, self.original_logits)
+
+    def _maps(self, result: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+        """A measured layer's maps as N,C,H,W (a channels-last map has its channel axis moved to 1)."""
+        return channels_first(result[name], self._points[name])

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgeprune.scoring.aura import image_aura_entropy
-from edgeprune.scoring.quantize import default_levels, quantize_maps
+from edgeprune.maps.aura import image_aura_entropy
+from edgeprune.maps.quantize import default_levels, quantize_maps
 
 
 def map_entropies(maps: np.ndarray, levels: int | None = None) -> np.ndarray:

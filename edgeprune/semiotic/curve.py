@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeprune.scoring.aura import image_aura_entropy
-from edgeprune.scoring.quantize import default_levels, match_resolution, quantize_maps
+from edgeprune.maps.aura import image_aura_entropy
+from edgeprune.maps.quantize import default_levels, match_resolution, quantize_maps
 from edgeprune.semiotic.layers import SaliencyLayer
 
 
