@@ -9,10 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprune.candidate import Pruned, judge, prune_and_recover
-from edgeprune.cost import model_cost
+from edgeprune.candidate import Pruned, prune_and_recover
 from edgeprune.errors import BudgetError, InputError
-from edgeprune.graph import input_shapes_of
 from edgeprune.job import Job, load_job, resolve, with_data
 from edgeprune.report import Report
 from edgeprune.settings import OptimizeSettings
@@ -75,80 +73,14 @@ def optimize(settings: OptimizeSettings, progress: Progress | None = None) -> Op
     )
 
 
-def _report(job: Job, chosen: Pruned, goal: dict | None, clock: StageClock, timings: dict) -> Report:
-    settings, outcome, model = job.settings, chosen.outcome, job.model
-    plain = judge(job, outcome.pruned)
-    reconstructed_only = outcome.refit is not None and settings.recovery.steps == 1  # progressive: distilled already
-    rebuilt = judge(job, outcome.final) if reconstructed_only else None
-    recovered = judge(job, chosen.final) if settings.recovery.enabled else None
-    clock.lap("evaluate")
-    latency_report = _latency_report(settings, job.latency, model, chosen.final, job.analysis, outcome.plan)
-    clock.lap("latency")
-    data = job.calibration
-    return Report(
-        settings=settings.to_dict(),
-        model={
-            "path": str(settings.model),
-            "sha256": model.source_sha256,
-            "normalisation": list(model.notes),
-            "input_shapes": input_shapes_of(model),
-            "calibration": {
-                "images": data.count,
-                "fit": job.fit.count,
-                "held_out": job.held_out.count,
-                "labels": data.labels is not None,
-                "preprocessing": dict(data.preprocessing),
-            },
-        },
-        cost_before=model_cost(model).to_dict(),
-        cost_after=model_cost(chosen.final).to_dict(),
-        layers=_layers(job.analysis, outcome.plan, outcome.scores),
-        verification=outcome.proof.to_dict(),
-        comparison_pruned=plain.to_dict(),
-        comparison_reconstructed=rebuilt.to_dict() if rebuilt else None,
-        comparison_recovered=recovered.to_dict() if recovered else None,
-        recovery=chosen.recovery,
-        reconstruction=outcome.refit.to_dict() if outcome.refit else None,
-        scoring=outcome.scoring,
-        timings=timings,
-        latency=latency_report,
-        goal=goal,
-        budget=dict(outcome.plan.settings.get("budget", {})),
-    )
+def _report(
+    job: Job, chosen: Pruned, goal: dict | None, clock: StageClock, timings: dict, sweep: dict | None = None
+) -> Report:
+    """The run's report: judged with and without reconstruction and recovery, priced, timed here
+    (`edgeprune.reporting.build`); ``sweep``: the sweep it was picked from."""
+    from edgeprune.reporting.build import build_report
 
-
-def _latency_report(settings: OptimizeSettings, latency, model, final, analysis, plan: PruningPlan) -> dict:
-    """Predicted latency on the target and, interleaved on this machine, measured latency before and after."""
-    from edgeprune.hardware.validation import latency_section, measure_on_host
-
-    host = None
-    rounds = settings.latency.latency_rounds
-    if rounds > 0:
-        provider = "cpu" if settings.provider == "auto" and latency.profile.provider == "cpu" else settings.provider
-        host = measure_on_host(
-            model.proto.SerializeToString(), final.proto.SerializeToString(), provider=provider, rounds=rounds
-        )
-    return latency_section(latency, analysis.keep_mask(plan.kept), host)
-
-
-def _layers(analysis, plan: PruningPlan, scores) -> tuple[dict, ...]:
-    rows = []
-    for group in analysis.groups:
-        if not group.producers:
-            continue
-        kept = len(plan.kept.get(group.id, range(group.channels)))
-        score = scores.get(group.id)
-        rows.append(
-            {
-                "group": group.id,
-                "channels": group.channels,
-                "kept": kept,
-                "prunable": group.prunable,
-                "frozen": [str(r) for r in group.frozen],
-                "scored_by": (score.fallback or score.criterion) if score else None,
-            }
-        )
-    return tuple(rows)
+    return build_report(job, chosen, goal, clock, timings, sweep=sweep)
 
 
 def _guard_accuracy(settings: OptimizeSettings, comparison: Mapping[str, object]) -> None:
@@ -171,28 +103,10 @@ def _guard_accuracy(settings: OptimizeSettings, comparison: Mapping[str, object]
 
 
 def _write(out: Path, model, plan: PruningPlan, report: Report, index_map: dict) -> OptimizeResult:
-    """Write the three files into a staging folder first, then move them in: all of them, or none."""
-    import json
-    import os
-    import shutil
-    import tempfile
+    """Write model.pruned.onnx, plan.json, report.json, report.md and report.html: every file is made
+    first, then all are moved in together, or none."""
+    from edgeprune.reporting.files import beside, run_files, write_folder
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; give a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".edgeprune-", dir=out))
-    except OSError as exc:
-        raise InputError(f"cannot write to {out} ({exc.strerror or exc}); choose a writable folder") from exc
-    names = ("model.pruned.onnx", "plan.json", "report.json")
-    try:
-        model.save(staging / names[0])
-        plan_data = {**plan.to_dict(), "index_map": index_map}
-        (staging / names[1]).write_text(json.dumps(plan_data, indent=1) + "\n", encoding="utf-8")
-        (staging / names[2]).write_text(report.to_json(), encoding="utf-8")
-        for name in names:
-            os.replace(staging / name, out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return OptimizeResult(out / names[0], out / names[1], out / names[2], report)
+    files = run_files(report, {**plan.to_dict(), "index_map": index_map}, extras=beside(Path(out)))
+    paths = write_folder(Path(out), files, model)
+    return OptimizeResult(paths["model.pruned.onnx"], paths["plan.json"], paths["report.json"], report)

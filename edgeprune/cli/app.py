@@ -29,6 +29,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edgeprune.cli.export_cmd:export_command",
         "Export a torch model factory to ONNX, checked against torch.",
     ),
+    "sweep": (
+        "edgeprune.cli.sweep_cmd:sweep_command",
+        "Cut a model to several budgets from one capture: accuracy against latency, and a pick.",
+    ),
+    "report": ("edgeprune.cli.report_cmd:report_command", "Re-render report.md and report.html from report.json."),
 }
 
 

@@ -77,39 +77,73 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.2%}"
 
 
-def optimize_text(result) -> str:
+def optimize_text(result, verbose: int | None = None) -> str:
+    """A short headline and where the files are; with ``-v`` (the group's option, read from the click
+    context when not given) the channels of every group and the latency of every layer too."""
+    if verbose is None:
+        verbose = _verbosity()
     report = result.report
     before, after = report.cost_before, report.cost_after
-    lines = [f"wrote {result.model_path}, {result.plan_path.name}, {result.report_path.name}"]
-    for key, label in (("macs", "MACs"), ("params", "params"), ("weight_bytes", "size")):
-        ratio = after[key] / before[key] if before[key] else 1.0
-        lines.append(f"  {label:<9} {human(before[key]):>9} -> {human(after[key]):>9}  ({ratio:.1%} kept)")
-    changed = [row for row in report.layers if row["kept"] != row["channels"]]
-    lines.append(f"  channels  {len(changed)} of {len(report.layers)} groups pruned:")
-    for row in report.layers:
-        if row["prunable"]:
-            lines.append(f"    {row['group']:<48} {row['channels']:>5} -> {row['kept']:<5}")
+    folder = result.report_path.parent
+    names = ", ".join(name for name in _RUN_FILES if (folder / name).is_file())
+    lines = [f"wrote {folder}/: {names}"]
+    lines.append("  " + _headline(report))
+    cuts = [
+        f"{label} {human(before[key])} -> {human(after[key])} ({after[key] / before[key] if before[key] else 1.0:.1%} kept)"
+        for key, label in (("macs", "MACs"), ("params", "params"), ("weight_bytes", "size"))
+    ]
+    lines.append("  cost      " + ", ".join(cuts))
+    if verbose:
+        lines.extend(_channel_lines(report.layers))
     final, plain = report.final_comparison, report.comparison_pruned
-    held = final["images"]
     if final.get("accuracy_original") is not None:
         lines.append(
             f"  accuracy  {_pct(final['accuracy_original'])} -> {_pct(final['accuracy_pruned'])} "
-            f"on {held} held-out images (without reconstruction {_pct(plain['accuracy_pruned'])})"
+            f"on {final['images']} held-out images (without reconstruction {_pct(plain['accuracy_pruned'])})"
         )
     lines.append(
         f"  agreement {_pct(final.get('agreement'))} top-1 with the original, output error "
         f"{final['output_error']:.4f} (without reconstruction {_pct(plain.get('agreement'))}, "
         f"{plain['output_error']:.4f})"
     )
-    recovery = getattr(report, "recovery", None)
-    if recovery:
-        lines.extend(_recovery_lines(recovery))
+    if report.recovery:
+        lines.extend(_recovery_lines(report.recovery))
     lines.append(f"  proof     pruned == masked original within {report.verification['max_rel']:.1e} (relative)")
-    if getattr(report, "latency", None):
+    if report.latency:
         from edgeprune.cli.render_latency import latency_lines
 
-        lines.extend(latency_lines(report.latency))
+        lines.extend(latency_lines(report.latency, layers=bool(verbose)))
+    lines += [
+        f"  warning   {text}" for text in report.warnings if text not in (report.latency or {}).get("warnings", ())
+    ]
+    if not verbose:
+        lines.append(f"  (-v: the channels and latency of every layer; {folder / 'report.html'}: the figures)")
     return "\n".join(lines)
+
+
+_RUN_FILES = ("model.pruned.onnx", "plan.json", "report.json", "report.md", "report.html", "sweep.json", "sweep.md")
+
+
+def _verbosity() -> int:
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.find_root().params.get("verbose") or 0) if ctx is not None else 0
+
+
+def _headline(report) -> str:
+    from edgeprune.reporting.text import headline
+
+    return headline(report.to_dict()).split("; ")[0]  # the costs follow on their own line
+
+
+def _channel_lines(layers) -> list[str]:
+    changed = [row for row in layers if row["kept"] != row["channels"]]
+    lines = [f"  channels  {len(changed)} of {len(layers)} groups pruned:"]
+    for row in layers:
+        if row["prunable"]:
+            lines.append(f"    {row['group']:<48} {row['channels']:>5} -> {row['kept']:<5}")
+    return lines
 
 
 def _recovery_lines(recovery: dict) -> list[str]:
@@ -140,6 +174,8 @@ def optimize_summary(result) -> dict:
         "model": str(result.model_path),
         "plan": str(result.plan_path),
         "report": str(result.report_path),
+        "report_md": str(result.report_path.with_suffix(".md")),
+        "report_html": str(result.report_path.with_suffix(".html")),
         "macs_kept": after["macs"] / before["macs"] if before["macs"] else 1.0,
         "params_kept": after["params"] / before["params"] if before["params"] else 1.0,
         "measure": final.get("measure"),

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
-def latency_lines(section: Mapping, limit: int = 40) -> list[str]:
-    lines = [
-        f"  latency   on {section['device']} ({section['provider']}, {section['precision']}, its channel alignment "
+def latency_lines(section: Mapping, limit: int = 40, layers: bool = True) -> list[str]:
+    """The predicted and measured totals; with ``layers`` (``-v``) also the device's description, up to
+    ``limit`` per-layer rows and the notes."""
+    device = (
+        f"on {section['device']} ({section['provider']}, {section['precision']}, its channel alignment "
         f"{section['alignment']}; {section['tables']}, whole-model factor {section['factor']:.2f})"
-    ]
+    )
+    lines = [f"  latency   {device if layers else 'on ' + section['device']}"]
     speedup = section.get("predicted_speedup")
     lines.append(
         f"    predicted {section['predicted_ms_before']:.3f} -> {section['predicted_ms_after']:.3f} ms "
@@ -24,7 +27,7 @@ def latency_lines(section: Mapping, limit: int = 40) -> list[str]:
             f"({host['speedup']:.2f}x +-{host['noise']:.1%}) on this machine ({host['provider']}, "
             f"{host['rounds']} interleaved rounds)"
         )
-    rows = section.get("layers", ())
+    rows = section.get("layers", ()) if layers else ()
     if rows:
         width = min(max(len(r["node"]) for r in rows), 44)
         lines.append(f"    {'layer':<{width}}  {'MACs cut':>8}  {'predicted ms':>17}")
@@ -35,6 +38,6 @@ def latency_lines(section: Mapping, limit: int = 40) -> list[str]:
             )
         if len(rows) > limit:
             lines.append(f"    ... {len(rows) - limit} more layers in report.json")
-    lines += [f"  note      {text}" for text in section.get("notes", ())]
+    lines += [f"  note      {text}" for text in section.get("notes", ()) if layers]
     lines += [f"  warning   {text}" for text in section.get("warnings", ())]
     return [line for line in lines if line]
