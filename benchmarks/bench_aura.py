@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from edgeprune.scoring import (
+from edgeprune.maps import (
     aura_counts,
     aura_entropy,
     aura_mi_importance,

@@ -24,12 +24,13 @@ class ConvGeometry:
     def of(cls, attrs: dict, weight_shape: tuple[int, ...]) -> ConvGeometry | None:
         if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET") or len(weight_shape) != 4:
             return None
-        pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
+        top, left, bottom, right = (int(p) for p in attrs.get("pads", (0, 0, 0, 0)))
+        (sh, sw), (dh, dw) = (tuple(int(v) for v in attrs.get(name, (1, 1))) for name in ("strides", "dilations"))
         return cls(
             kernel=(int(weight_shape[2]), int(weight_shape[3])),
-            strides=tuple(int(s) for s in attrs.get("strides", (1, 1))),
-            pads=tuple(int(p) for p in pads),
-            dilations=tuple(int(d) for d in attrs.get("dilations", (1, 1))),
+            strides=(sh, sw),
+            pads=(top, left, bottom, right),
+            dilations=(dh, dw),
             groups=int(attrs.get("group", 1)),
         )
 

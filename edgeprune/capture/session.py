@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -56,6 +57,6 @@ class ActivationRunner:
         self.session.run_with_iobinding(binding)
         return dict(zip(self.names, binding.copy_outputs_to_cpu()))
 
-    def stream(self, batches) -> Iterator[tuple[object, dict[str, np.ndarray]]]:
+    def stream(self, batches) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
         for batch in batches:
             yield batch, self.run(batch.inputs)

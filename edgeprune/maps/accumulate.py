@@ -120,6 +120,7 @@ class LayerAccumulator:
         if y is not None:
             self._add_pairs(x, codes, dead, np.asarray(y))
         if labels is not None:
+            assert entropy is not None and self.n_classes is not None  # n_classes turns the aura matrices on
             stat = entropy_bin_codes(entropy, self.levels, self.label_bins, dead)
             self.label += label_joint_counts(stat, np.asarray(labels), self.n_classes, self.label_bins)
 

@@ -16,6 +16,7 @@ from edgeprune.capture.rows import linear_positions, linear_rows, outputs_at, pa
 from edgeprune.capture.session import ActivationRunner
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
+from edgeprune.reconstruct.depth import follow_removed_blocks
 from edgeprune.reconstruct.solve import rectified_fit, relative_error, ridge_fit
 from edgeprune.reconstruct.targets import Target, find_targets
 from edgeprune.surgery.plan import PruningPlan
@@ -79,6 +80,7 @@ def reconstruct(
         raise ValueError(f"unknown reconstruction scope {scope!r}; valid: {', '.join(SCOPES)}")
     keep = analysis.keep_mask(plan.kept)
     targets, skipped = find_targets(original, analysis, keep, scope)
+    targets = follow_removed_blocks(targets, original, analysis, plan)  # depth pruning: see reconstruct/depth.py
     _collect_original_outputs(original, targets, calibration, samples_per_image, batch_size, provider, seed)
     graph = pruned.gs_graph()
     nodes = {node.name: node for node in graph.nodes}
@@ -109,12 +111,13 @@ def _collect_original_outputs(original, targets, calibration, per_image, batch_s
     for batch, values in runner.stream(calibration.batches(batch_size)):
         count = len(batch.indices)
         for t in targets:
-            at = _in_batch(t.positions, first, count) if t.positions is not None else None
+            if t.positions is None:  # a Gemm: every image's row
+                t.y_rows.append(values[t.reference][:, t.kept_out].reshape(count, -1))
+                continue
+            at = _in_batch(t.positions, first, count)
             if t.channels_last:
                 y = np.compress(t.kept_out, values[t.reference], axis=-1)
                 t.y_rows.append(linear_rows(y, first, at))
-            elif t.geometry is None:
-                t.y_rows.append(values[t.reference][:, t.kept_out].reshape(count, -1))
             else:
                 t.y_rows.append(outputs_at(values[t.reference][:, t.kept_out], first, at))
         first += count
@@ -133,12 +136,12 @@ def _input_rows(target: Target, graph, calibration, batch_size, provider) -> tup
     for batch, values in runner.stream(calibration.batches(batch_size)):
         x = values[target.input]
         count = len(batch.indices)
-        at = _in_batch(target.positions, first, count) if target.positions is not None else None
-        if target.channels_last:
-            x_rows.append(linear_rows(x, first, at))
-        elif target.geometry is None:
+        if target.positions is None:  # a Gemm: every image's row
             x_rows.append(x.reshape(count, -1))
-        else:
+        elif target.channels_last:
+            x_rows.append(linear_rows(x, first, _in_batch(target.positions, first, count)))
+        elif target.geometry is not None:
+            at = _in_batch(target.positions, first, count)
             x_rows.append(patches(x, first, at, target.geometry))
             if addend:
                 s_rows.append(outputs_at(values[addend], first, at))
@@ -190,7 +193,7 @@ def _transposed(target: Target, node) -> bool:
 def _refit(target: Target, nodes, graph, calibration, batch_size, provider, ridge) -> LayerRefit:
     node = nodes[target.node]
     x, s_rows, has_addend = _input_rows(target, graph, calibration, batch_size, provider)
-    y = np.concatenate(target.y_rows)
+    y = np.concatenate(target.y_rows or [])
     offset = np.concatenate(s_rows) if s_rows else np.zeros((1, y.shape[1]))
     y = y - offset  # the residual sum minus what the shortcut now brings: what this conv must make
     matrix, bias = _parameters(target, node, nodes)

@@ -35,7 +35,7 @@ def relative_error(
     target = y.astype(np.float64)
     if rectified:
         prediction, target = np.maximum(prediction + offset, 0.0), np.maximum(target + offset, 0.0)
-    return float(np.linalg.norm(target - prediction) / max(np.linalg.norm(target), 1e-12))
+    return float(np.linalg.norm(target - prediction)) / max(float(np.linalg.norm(target)), 1e-12)
 
 
 def rectified_fit(

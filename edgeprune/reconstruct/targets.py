@@ -49,7 +49,7 @@ class Target:
 def find_targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray, scope: str):
     """(targets in topological order, LayerRefit-ready notes of the layers that cannot be refitted)."""
     weights = {t.name: t for t in original.proto.graph.initializer}
-    lost = {node for node, tensor in analysis.reducing_edges if not analysis.kept_positions(tensor, keep).all()}
+    lost = {node for node, tensor in analysis.reducing_edges if not _all_kept(analysis, tensor, keep)}
     readers = _readers(original)
     chosen = lost if scope == "lost" else _downstream(original, lost, readers)
     targets, skipped = [], []
@@ -75,6 +75,11 @@ def find_targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarr
         target.rectified = _only_relu(readers.get(target.reference, ()))
         targets.append(target)
     return targets, skipped
+
+
+def _all_kept(analysis: ChannelAnalysis, tensor: str, keep: np.ndarray) -> bool:
+    kept = analysis.kept_positions(tensor, keep)  # a reducing edge's tensor is always tracked
+    return kept is None or bool(kept.all())
 
 
 def _refittable(node, weights) -> bool:
