@@ -1,13 +1,14 @@
 """The least-squares statistics of every linear consumer of prunable channels, streamed over calibration data.
 
 A consumer is a Conv (explicit pads; each group of a grouped conv on its own), a Gemm or a MatMul by a
-constant matrix that reads a tensor of tracked channels. One pass of the original model gives, per consumer, the rows X of its least-squares
-problem: im2col patches of its input at sampled output positions (the same positions reconstruction uses),
-whole input rows for a Gemm or a MatMul on an N,C matrix, or, for a MatMul on the last axis of an N,H,W,C map
-(a ConvNeXt-style MLP), its input vectors at sampled sites (again those reconstruction samples). Its original outputs there are Y = X W^T + b with its own
-weights, so they need not be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's product in float32,
-the running sums in float64), so memory is set by the layer sizes and does not grow with the number of
-images, and the capture asks ONNX Runtime for nothing but the consumers' inputs.
+constant matrix that reads a tensor of tracked channels. One pass of the original model gives, per consumer,
+the rows X of its least-squares problem: im2col patches of its input at sampled output positions (the same
+positions reconstruction uses), whole input rows for a Gemm or a MatMul on an N,C matrix, or, for a MatMul on
+the last axis of an N,H,W,C map (a ConvNeXt-style MLP), its input vectors at sampled sites (again those
+reconstruction samples). Its original outputs there are Y = X W^T + b with its own weights, so they need not
+be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's
+product in float32, the running sums in float64), so memory is set by the layer sizes and does not grow with
+the number of images, and the capture asks ONNX Runtime for nothing but the consumers' inputs.
 """
 
 from __future__ import annotations
