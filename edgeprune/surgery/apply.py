@@ -14,15 +14,19 @@ from edgeprune.surgery.context import SurgeryContext
 from edgeprune.surgery.plan import PruningPlan, validate_plan
 
 
-def apply_plan(model: ModelGraph, analysis: ChannelAnalysis, plan: PruningPlan) -> ModelGraph:
-    """A new model without the plan's dropped channels; ``model`` is left untouched.
+def apply_plan(model: ModelGraph, analysis: ChannelAnalysis, plan: PruningPlan, *, stage_keep: int = 0) -> ModelGraph:
+    """A new model without the plan's dropped channels and removed blocks; ``model`` is left untouched.
 
     Constants are sliced by the declarative slice specs of the analysis; then each op rule fixes what
-    slicing cannot (split sizes, slice bounds, reshape targets, group counts). The result is shape-inferred
-    again and must pass the full ONNX checker.
+    slicing cannot (split sizes, slice bounds, reshape targets, group counts). Then the removed residual
+    blocks are bypassed (`surgery.depth`; ``stage_keep``: the stage guard, 0 for none). The result is
+    shape-inferred again and must pass the full ONNX checker.
     """
-    validate_plan(plan, analysis)
-    keep = analysis.keep_mask(plan.kept)
+    from edgeprune.surgery.depth import bypass_graph, channel_kept, inside_groups, plan_blocks
+
+    _, removed = plan_blocks(model, analysis, plan, stage_keep)
+    validate_plan(plan, analysis, inside_groups(removed))
+    keep = analysis.keep_mask(channel_kept(plan.kept, removed))
     _check_no_tensor_emptied(analysis, keep)
     graph = model.gs_graph()
     nodes = {node.name: node for node in graph.nodes}
@@ -38,6 +42,7 @@ def apply_plan(model: ModelGraph, analysis: ChannelAnalysis, plan: PruningPlan) 
         rule = rule_for(node.op, node.domain or "")
         if rule is not None:
             rule.rewrite(node, sctx)
+    bypass_graph(graph, removed)
     proto = export_clean(graph)
     proto.producer_name, proto.producer_version = model.proto.producer_name, model.proto.producer_version
     try:

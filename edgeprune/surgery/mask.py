@@ -2,19 +2,25 @@
 
 Every channel of a group ends, eventually, in a node that sums over channels (a conv, a gemm) or in
 something that froze the group. Zeroing the dropped channels at the inputs of those summing nodes
-therefore computes exactly what the pruned model computes: the proof that surgery is right.
+therefore computes exactly what the pruned model computes: the proof that surgery is right. A removed
+residual block is its branch multiplied by zero where it enters the Add: ``x + 0 * branch`` is ``x``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from edgeprune.analysis.blocks import ResidualBlock
 from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
 
 
-def masked_model(model: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray) -> ModelGraph:
+def masked_model(
+    model: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray, removed: Sequence[ResidualBlock] = ()
+) -> ModelGraph:
     import onnx_graphsurgeon as gs
 
     graph = model.gs_graph()
@@ -39,4 +45,12 @@ def masked_model(model: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray)
         for index, tensor in enumerate(node.inputs):
             if tensor.name == tensor_name:
                 node.inputs[index] = masked[tensor_name]
+    for block in removed:
+        add = nodes[block.id]
+        branch = add.inputs[1 - block.shortcut_index]
+        dtype = model.dtypes.get(branch.name, np.dtype(np.float32))
+        zero = gs.Constant(f"{block.id}.removed", np.zeros((), dtype=dtype))
+        output = gs.Variable(f"{branch.name}.removed", dtype=dtype)
+        graph.nodes.append(gs.Node("Mul", name=f"{block.id}.removed_mul", inputs=[branch, zero], outputs=[output]))
+        add.inputs[1 - block.shortcut_index] = output
     return ModelGraph.from_proto(export_clean(graph), source_sha256=model.source_sha256)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +20,13 @@ PLAN_FORMAT = 1
 
 @dataclass(frozen=True)
 class PruningPlan:
-    """Per group id, the sorted channel indices to keep. Groups not named keep every channel."""
+    """Per group id, the sorted channel indices to keep. Groups not named keep every channel.
+
+    ``removed_blocks``: residual blocks removed whole (the ids of their Adds, `edgeprune.analysis.blocks`);
+    a plan may hold both. A block is also removed when the plan keeps no channel of any group inside it,
+    which is how strategies hand depth to the stages that price plans by their kept channels alone; entries
+    for groups inside a removed block say nothing else (surgery/depth.py).
+    """
 
     model_sha256: str
     kept: Mapping[str, tuple[int, ...]]
@@ -29,9 +35,10 @@ class PruningPlan:
     seed: int | None = None
     device: str = ""
     settings: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    removed_blocks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {
+        data: dict[str, object] = {
             "format": PLAN_FORMAT,
             "model_sha256": self.model_sha256,
             "strategy": self.strategy,
@@ -39,8 +46,11 @@ class PruningPlan:
             "seed": self.seed,
             "device": self.device,
             "settings": dict(self.settings),
-            "kept": {group: list(indices) for group, indices in self.kept.items()},
         }
+        if self.removed_blocks:  # written only when there are some: a channel plan's JSON is as it was
+            data["removed_blocks"] = list(self.removed_blocks)
+        data["kept"] = {group: list(indices) for group, indices in self.kept.items()}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
@@ -61,6 +71,9 @@ class PruningPlan:
             if not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
                 raise InputError(f"the plan's channel indices must be integers (group '{group_id}' has {indices!r})")
         kept_tuples = {str(k): tuple(v) for k, v in kept.items()}
+        removed = data.get("removed_blocks", [])
+        if not isinstance(removed, list) or not all(isinstance(b, str) for b in removed):
+            raise InputError("the plan's 'removed_blocks' must be a list of block ids (see `edgeprune inspect`)")
         return cls(
             model_sha256=str(data["model_sha256"]),
             kept=MappingProxyType(kept_tuples),
@@ -69,6 +82,7 @@ class PruningPlan:
             seed=data.get("seed"),
             device=str(data.get("device", "")),
             settings=MappingProxyType(dict(data.get("settings", {}))),
+            removed_blocks=tuple(dict.fromkeys(removed)),
         )
 
     @classmethod
@@ -83,14 +97,26 @@ class PruningPlan:
         return cls.from_dict(data)
 
 
-def validate_plan(plan: PruningPlan, analysis: ChannelAnalysis) -> None:
-    """Raise InputError naming the first thing in ``plan`` that cannot apply to this model."""
+def validate_plan(plan: PruningPlan, analysis: ChannelAnalysis, inside_removed: Collection[str] | None = None) -> None:
+    """Raise InputError naming the first thing in ``plan`` that cannot apply to this model.
+
+    ``inside_removed``: the groups inside the blocks the plan removes (`surgery.depth.resolve_blocks` finds
+    them from the model); their entries are not checked. None: the caller has no model to find blocks in,
+    so a plan that removes any is refused."""
     if analysis.model_sha256 and plan.model_sha256 != analysis.model_sha256:
         raise InputError(
             f"the plan was made for another model (sha256 {plan.model_sha256[:12]}..., this model is "
             f"{analysis.model_sha256[:12]}...); make a new plan for this model with `edgeprune plan`"
         )
+    if inside_removed is None and plan.removed_blocks:
+        raise InputError(
+            "the plan removes residual blocks, which this step cannot check against the model; "
+            "apply it with `edgeprune prune` instead"
+        )
+    skipped = set(inside_removed or ())
     for group_id, indices in plan.kept.items():
+        if group_id in skipped:
+            continue
         try:
             group = analysis.group(group_id)
         except KeyError:
@@ -106,7 +132,10 @@ def _validate_group(group: ChannelGroup, indices: tuple[int, ...]) -> None:
     if group.frozen and len(indices) != group.channels:
         raise InputError(f"{where}: the group is frozen ({group.frozen[0]}); leave it out of the plan")
     if not indices:
-        raise InputError(f"{where} keeps no channel; a group must keep at least {group.multiple}")
+        raise InputError(
+            f"{where} keeps no channel; a group must keep at least {group.multiple} (only the groups inside a "
+            "removable residual block may be emptied, all of them: that removes the block)"
+        )
     array = np.asarray(indices)
     if array.min() < 0 or array.max() >= group.channels:
         raise InputError(f"{where}: channel index out of range 0..{group.channels - 1}")

@@ -93,7 +93,11 @@ def verify(
     feeds: Mapping[str, np.ndarray] | None = None,
     tolerance: float = DEFAULT_RTOL,
 ) -> Verification:
-    """Compare ``pruned`` with the masked original on ``feeds`` (seeded random inputs by default)."""
+    """Compare ``pruned`` with the masked original on ``feeds`` (seeded random inputs by default): the
+    plan's channels zeroed where they are summed over, its removed blocks' branches zeroed at their Adds."""
+    from edgeprune.surgery.depth import channel_kept, plan_blocks
+
     feeds = feeds if feeds is not None else random_inputs(original)
-    reference = masked_model(original, analysis, analysis.keep_mask(plan.kept))
+    _, removed = plan_blocks(original, analysis, plan)
+    reference = masked_model(original, analysis, analysis.keep_mask(channel_kept(plan.kept, removed)), removed)
     return compare_outputs(run_model(reference, feeds), run_model(pruned, feeds), tolerance)
