@@ -3,6 +3,9 @@ otherwise, the sum corrected by a whole-model factor (the measured whole model a
 
 Predictions are monotone non-decreasing in every kept count (noisy tables are made so on load), because the
 selection strategies bisect on them; one prediction takes well under a millisecond on a 60-layer model.
+A layer left with no input or no output channel is gone (its residual block was removed: depth pruning) and
+costs nothing, its launch overhead included: that per-layer cost is what removing layers saves on a
+launch-bound device, and what no channel cut can save.
 """
 
 from __future__ import annotations
@@ -29,17 +32,18 @@ class LayerLatency:
     cout: int
     macs: int
     ms: float  # after the whole-model factor
-    source: str  # "table" or "roofline"
+    source: str  # "table", "roofline", or "removed" (a layer of a removed block: 0 ms)
 
 
 class Roofline:
-    """max(compute, memory) time plus a fixed launch cost, per layer, on the device's figures."""
+    """max(compute, memory) time plus a fixed launch cost, per layer, on the device's figures (the launch cost
+    measured on the device when its profile has one, else the roofline's estimate)."""
 
     def __init__(self, profile: DeviceProfile) -> None:
         roof = profile.roofline
         self.flops = profile.peak_flops * roof.efficiency
         self.bandwidth = roof.memory_bandwidth * roof.efficiency
-        self.overhead_ms = roof.layer_overhead_us / 1000.0
+        self.overhead_ms = profile.layer_overhead_us / 1000.0
         self.itemsize = BYTES[profile.precision]
 
     def ms(self, layer: LayerSpec, cin: float, cout: float) -> float:
@@ -131,16 +135,28 @@ class LatencyModel:
                 int(round(co)),
                 int(round(layer.macs(ci, co))),
                 self.factor * float(ms),
-                "table" if t is not None else "roofline",
+                "removed" if min(ci, co) <= 0 else "table" if t is not None else "roofline",
             )
             for layer, t, (ci, co), ms in zip(self.layers, self._tables, counts, raw)
         )
+
+    def gain_from_removed(self, keep: np.ndarray) -> tuple[float, float]:
+        """(ms the plan saves by removing whole layers, ms it saves in all): how much of the predicted gain
+        depth pruning gives; the rest comes from the channels cut in the layers that stay."""
+        full = self._raw(np.ones(self._n_classes, dtype=bool))
+        counts = self._counts.counts(keep)
+        gone = np.minimum(counts[:, 0], counts[:, 1]) <= 0
+        removed = self.factor * float(full[gone].sum()) if len(full) else 0.0
+        return removed, self.predict_full() - self.predict(keep)
 
     def _raw(self, keep: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
         counts = self._padded(self._counts.counts(keep) if counts is None else counts)
         out = np.empty(len(self.layers))
         roof = self._roofline.ms
         for i, (layer, table, (cin, cout)) in enumerate(zip(self.layers, self._tables, counts.tolist())):
+            if cin <= 0 or cout <= 0:
+                out[i] = 0.0  # removed with its residual block: no work and no launch
+                continue
             if table is None:
                 out[i] = roof(layer, cin, cout)
                 continue

@@ -89,6 +89,7 @@ class DeviceProfile:
     layers: Mapping[str, LayerTable] = field(default_factory=lambda: MappingProxyType({}))
     models: Mapping[str, ModelMeasurement] = field(default_factory=lambda: MappingProxyType({}))
     source: str = ""
+    measured_overhead_us: float | None = None  # one more layer inside a model, timed on the device
 
     @property
     def peak_flops(self) -> float:
@@ -96,7 +97,16 @@ class DeviceProfile:
 
     @property
     def measured(self) -> bool:
-        return bool(self.layers or self.models)
+        return bool(self.layers or self.models or self.measured_overhead_us is not None)
+
+    @property
+    def layer_overhead_us(self) -> float:
+        """The fixed cost of one layer: measured on the device where profiled, else the roofline's estimate."""
+        return self.roofline.layer_overhead_us if self.measured_overhead_us is None else self.measured_overhead_us
+
+    @property
+    def overhead_source(self) -> str:
+        return "measured on the device" if self.measured_overhead_us is not None else "roofline estimate"
 
 
 def load_profile(path: str | Path) -> DeviceProfile:
@@ -141,7 +151,9 @@ def parse_profile(data: Mapping[str, Any], source: str) -> DeviceProfile:
     fingerprint = {k: str(v) for k, v in r.table("measured.fingerprint", {}).items()}
     layers = tuple(r.get("measured.layers", list, []))
     models = tuple(r.get("measured.models", list, []))
-    if (layers or models) and fingerprint.get("provider") != provider:
+    measured = r.table("measured", {})
+    overhead = r.non_negative("measured.layer_overhead_us") if "layer_overhead_us" in measured else None
+    if (layers or models or overhead is not None) and fingerprint.get("provider") != provider:
         raise InputError(
             f"{source}: measured.fingerprint.provider is '{fingerprint.get('provider', '')}' but the device runs "
             f"'{provider}': tables measured with another provider do not predict this device; profile it again"
@@ -162,6 +174,7 @@ def parse_profile(data: Mapping[str, Any], source: str) -> DeviceProfile:
         layers=MappingProxyType({t.key: t for t in (_layer(x, i, source) for i, x in enumerate(layers))}),
         models=MappingProxyType({m.sha256: m for m in (_model(x, i, source) for i, x in enumerate(models))}),
         source=source,
+        measured_overhead_us=overhead,
     )
 
 

@@ -39,6 +39,8 @@ def dumps_profile(profile: DeviceProfile, header: str = "") -> str:
         "sources = [" + ", ".join(_str(s) for s in roof.sources) + "]",
         f"notes = {_str(roof.notes)}",
     ]
+    if profile.measured_overhead_us is not None:
+        lines += ["", "[measured]", f"layer_overhead_us = {_num(profile.measured_overhead_us)}"]
     if profile.fingerprint:
         lines += ["", "[measured.fingerprint]"] + [f"{k} = {_str(v)}" for k, v in profile.fingerprint.items()]
     for model in profile.models.values():

@@ -89,6 +89,7 @@ def profile_model(
     device = _keep_compatible(device, stamp)
     tables = dict(device.layers)
     overhead = run_overhead_ms(device, threads)
+    per_layer_us = layer_overhead_us(device, threads)
     for done, layer in enumerate(unique.values()):
         if progress:
             progress("layers", done, len(unique))
@@ -100,7 +101,9 @@ def profile_model(
     runner = _runner(device, model.proto.SerializeToString(), threads)
     whole = measure(runner, warmup=max(settings.warmup, 5), repeats=_repeats(runner, settings.seconds_per_point * 10))
     whole_ms = float(np.percentile(whole.samples_ms, QUANTILE)) if whole.samples_ms else whole.median_ms
-    stamped = replace(device, layers=MappingProxyType(tables), fingerprint=MappingProxyType(stamp))
+    stamped = replace(
+        device, layers=MappingProxyType(tables), fingerprint=MappingProxyType(stamp), measured_overhead_us=per_layer_us
+    )
     layer_sum = LatencyModel(stamped, model, analysis).layer_sum_full
     models = dict(device.models)
     shape = " ".join(f"{n}={','.join(map(str, d))}" for n, d in input_shapes_of(model).items())
@@ -120,7 +123,7 @@ def _keep_compatible(device: DeviceProfile, stamp: dict[str, str]) -> DeviceProf
     if not device.measured or all(old.get(k, "") == stamp.get(k, "") for k in _SAME_SETUP):
         return device
     logger.warning("the profile's tables were measured under another setup; they are dropped and measured again")
-    return replace(device, layers=MappingProxyType({}), models=MappingProxyType({}))
+    return replace(device, layers=MappingProxyType({}), models=MappingProxyType({}), measured_overhead_us=None)
 
 
 def measure_layer(
@@ -165,6 +168,48 @@ def run_overhead_ms(device: DeviceProfile, threads: int) -> float:
     runner = _runner(device, model.SerializeToString(), threads)
     timing = measure(runner, warmup=20, repeats=200)
     return float(np.percentile(timing.samples_ms, QUANTILE))
+
+
+OVERHEAD_CHAIN = 32  # extra layers timed to find the cost of one more
+
+
+def layer_overhead_us(device: DeviceProfile, threads: int, rounds: int = 60) -> float:
+    """What one more layer costs inside a model when it computes almost nothing (µs): a chain of 1 + N tiny
+    conv + ReLU layers against one, interleaved, the 20th percentiles' difference over N. It is the launch
+    cost a layer pays whatever its size: what removing a layer saves and no channel cut can."""
+    short = _runner(device, _chain_model(1), threads)
+    long = _runner(device, _chain_model(1 + OVERHEAD_CHAIN), threads)
+    for runner in (short, long):
+        for _ in range(10):
+            runner.once_ms()
+    times: list[list[float]] = [[], []]
+    for _ in range(rounds):
+        times[0].append(short.once_ms())
+        times[1].append(long.once_ms())
+    a, b = (float(np.percentile(t, QUANTILE)) for t in times)
+    return max(b - a, 0.0) * 1000.0 / OVERHEAD_CHAIN
+
+
+def _chain_model(layers: int, channels: int = 8, size: int = 4) -> bytes:
+    """``layers`` 1x1 convs (each followed by a ReLU, as a runtime fuses it) on a tiny map."""
+    rng = np.random.default_rng(0)
+    nodes, inits, name = [], [], "x"
+    for i in range(layers):
+        weight = (rng.standard_normal((channels, channels, 1, 1)) * 0.3).astype(np.float32)
+        inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, weight.shape, weight.ravel().tolist()))
+        nodes.append(helper.make_node("Conv", [name, f"w{i}"], [f"c{i}"]))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        name = f"r{i}"
+    shape = [1, channels, size, size]
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=MAX_IR_VERSION)
+    return model.SerializeToString()
 
 
 def _steps(layer: LayerSpec, analysis, alignment: int) -> tuple[int, int]:
@@ -229,7 +274,11 @@ def measure_roofline(device: DeviceProfile, settings: ProfileSettings = ProfileS
         notes=f"{device.precision} peak and bandwidth measured; other precisions keep the ratios of the {device.name} profile",
     )
     return replace(
-        device, roofline=measured, threads=threads, fingerprint=MappingProxyType(fingerprint(device.provider, threads))
+        device,
+        roofline=measured,
+        threads=threads,
+        fingerprint=MappingProxyType(fingerprint(device.provider, threads)),
+        measured_overhead_us=layer_overhead_us(device, threads),
     )
 
 
