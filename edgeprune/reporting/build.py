@@ -24,7 +24,8 @@ def build_report(job, chosen, goal: Mapping | None, clock, timings: dict, sweep:
     latency = latency_report(job, chosen.final, outcome.plan)
     clock.lap("latency")
     reconstruction = outcome.refit.to_dict() if outcome.refit else None
-    moved = weight_change(outcome.final, chosen.final) if recovered is not None and reconstructed_only else None
+    one_cut = recovered is not None and settings.recovery.steps == 1  # progressive: no model before recovery
+    moved = weight_change(outcome.final, chosen.final) if one_cut else None
     groups = group_rows(job.analysis, outcome.plan, outcome.scores)
     return Report(
         settings=settings.to_dict(),

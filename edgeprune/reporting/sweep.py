@@ -20,7 +20,6 @@ import numpy as np
 
 from edgeprune.errors import BudgetError, InputError
 from edgeprune.selection import Budget
-from edgeprune.selection.budget import parse_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +41,14 @@ def parse_targets(text: str) -> tuple[float, ...]:
     for part in str(text).split(","):
         raw = part.strip()
         try:
-            value = parse_fraction(raw, "--targets")
-        except InputError:
-            value = float("nan")
+            value = float(raw[:-1]) if raw.lower().endswith("x") else float(raw)
+        except ValueError:
+            raise InputError(
+                f"--targets: '{raw}' is not a fraction of the MACs to keep (0.5) nor a reduction (2x); "
+                "e.g. --targets 0.8,0.6,0.4"
+            ) from None
+        if raw.lower().endswith("x"):
+            value = 1.0 / value if value > 1.0 else 0.0  # 1x keeps everything, which is out of range too
         if not 0.0 < value < 1.0:
             raise InputError(
                 f"--targets: '{raw}' is out of range: each target is the fraction of the MACs to keep, in (0, 1) "
