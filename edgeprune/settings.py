@@ -17,7 +17,7 @@ from edgeprune.errors import InputError
 from edgeprune.recovery import RecoverySettings
 from edgeprune.search.settings import SearchSettings
 from edgeprune.selection.budget import Budget, parse_fraction, parse_latency, parse_speedup
-from edgeprune.semiotic.settings import SemioticSettings
+from edgeprune.semiotic.settings import DEPTH_MODES, DepthSettings, SemioticSettings
 from edgeprune.settings_tree import COMMAND_LINE, from_dict, setting, to_dict, to_toml
 
 SETTINGS_VERSION = 1  # bumped when a key changes meaning; a report of another version is not replayed
@@ -170,8 +170,33 @@ class SelectionSettings:
         help="How the mi strategy puts each group's scores on one scale: by the group's "
         "mean, by its best channel, or raw.",
     )
+    depth: str = setting(
+        "off",
+        choices=DEPTH_MODES,
+        help="Remove whole residual blocks (semiotic): on: blocks first, least superization first, then "
+        "channels if the budget needs more; only: blocks alone; off: channels alone.",
+    )
+    depth_guard: float = setting(
+        1.0,
+        metavar="POINTS",
+        help="depth: a block goes only if the measure of a part of the calibration data, after the refit, "
+        "drops by at most this.",
+    )
+    depth_stage_keep: int = setting(
+        1, help="depth: every stage keeps at least this many of its residual blocks (0: no guard)."
+    )
     rl: SearchSettings = setting(default_factory=SearchSettings)
     semiotic: SemioticSettings = setting(default_factory=SemioticSettings)
+
+    def __post_init__(self) -> None:
+        depth = DepthSettings(self.depth, self.depth_guard, self.depth_stage_keep)  # checks the values
+        if depth.mode != "off" and self.strategy != "semiotic":
+            raise InputError(
+                f"depth {depth.mode} needs strategy semiotic: the {self.strategy} strategy chooses channels only "
+                "(give --strategy semiotic, or --depth off)"
+            )
+        # a strategy receives only its own table (selection.strategies.settings_for): the depth keys go with it
+        object.__setattr__(self, "semiotic", self.semiotic.with_depth(depth))
 
 
 @dataclass(frozen=True)

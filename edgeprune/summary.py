@@ -40,4 +40,16 @@ def describe_model(model: ModelGraph, analysis: ChannelAnalysis, cost: CostSumma
         "groups": [describe_group(g) for g in groups],
         "prunable_groups": sum(g.prunable for g in groups),
         "frozen_groups": sum(not g.prunable for g in groups),
+        **describe_blocks(model, analysis),
+    }
+
+
+def describe_blocks(model: ModelGraph, analysis: ChannelAnalysis) -> dict:
+    """The residual blocks depth pruning may remove (nodes, MACs), and every other residual join with why not."""
+    from edgeprune.analysis.blocks import find_blocks
+
+    blocks = find_blocks(model, analysis)
+    return {
+        "blocks": [block.to_dict() for block in blocks.blocks],
+        "residual_joins_not_removable": [join.to_dict() for join in blocks.rejected],
     }

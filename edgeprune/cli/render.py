@@ -31,7 +31,23 @@ def model_text(d: dict, limit: int | None = 40) -> str:
         lines.append(f"  {g['id']:<{width}} {g['channels']:>6} ch{multiple}  {status}")
     if limit is not None and len(d["groups"]) > limit:
         lines.append(f"  ... {len(d['groups']) - limit} more groups (--all-groups or --json to see them)")
+    lines.extend(_block_lines(d))
     return "\n".join(lines)
+
+
+def _block_lines(d: dict) -> list[str]:
+    """The residual blocks depth pruning may remove, and why each other residual join may not go."""
+    blocks, others = d.get("blocks", []), d.get("residual_joins_not_removable", [])
+    if not blocks and not others:
+        return []
+    lines = [f"blocks  {len(blocks)} removable residual blocks, {len(others)} residual joins not removable"]
+    width = max((len(b["id"]) for b in blocks + others), default=5)
+    for b in blocks:
+        macs = human(b["macs"]) if b["macs"] is not None else "?"
+        inside = "" if b["internal_groups"] else "  (no group of its own: only a plan naming it removes it)"
+        lines.append(f"  {b['id']:<{width}} {len(b['nodes']):>3} nodes, {b['layers']} layers, {macs} MACs{inside}")
+    lines.extend(f"  {r['id']:<{width}} not removable: {r['reason']}" for r in others)
+    return lines
 
 
 def _cost_lines(d: dict) -> list[str]:

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from edgeprune.errors import InputError
 from edgeprune.settings_tree import setting
+
+DEPTH_MODES = ("off", "on", "only")
+
+
+@dataclass(frozen=True)
+class DepthSettings:
+    """Depth pruning (docs/methods.md#depth-pruning), from the ``[selection]`` table's ``depth`` keys.
+
+    ``mode``: ``off`` (channels only), ``on`` (remove blocks first, then channels if the budget needs more),
+    ``only`` (blocks, no channels). ``guard``: a block goes only if the held-out measure of a part of the
+    calibration data (accuracy with labels, top-1 agreement without), after reconstruction, drops by at
+    most this many points. ``stage_keep``: every stage keeps at least this many of its residual blocks.
+    """
+
+    mode: str = "off"
+    guard: float = 1.0
+    stage_keep: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in DEPTH_MODES:
+            raise InputError(f"depth must be one of {', '.join(DEPTH_MODES)}, got '{self.mode}'")
+        if not self.guard >= 0.0:
+            raise InputError(f"depth-guard is the points one removal may cost: zero or positive, got {self.guard}")
+        if self.stage_keep < 0:
+            raise InputError(f"depth-stage-keep must be zero or a positive count of blocks, got {self.stage_keep}")
 
 
 @dataclass(frozen=True)
@@ -46,6 +71,18 @@ class SemioticSettings:
         help="semiotic: re-measure only the most promising candidates each step (a heuristic, about "
         "5x faster), or every candidate at every step.",
     )
+
+    @property
+    def depth(self) -> DepthSettings:
+        """The run's depth settings: the ``[selection]`` table hands them over (`with_depth`), since a strategy
+        receives only its own table."""
+        return getattr(self, "_depth", None) or DepthSettings()
+
+    def with_depth(self, depth: DepthSettings) -> SemioticSettings:
+        """A copy that carries ``depth`` (not a key of this table: the keys are the ``[selection]`` table's)."""
+        copy = replace(self)
+        object.__setattr__(copy, "_depth", depth)
+        return copy
 
     def __post_init__(self) -> None:
         if self.images < 1:

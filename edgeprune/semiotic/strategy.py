@@ -51,16 +51,76 @@ class CurveMeter:
 
 
 def semiotic_strategy(context) -> Kept:
-    """The registered strategy: ``context.settings`` is its `SemioticSettings` (defaults without one)."""
+    """The registered strategy: ``context.settings`` is its `SemioticSettings` (defaults without one). With
+    depth on, residual blocks go first by the same rule (`semiotic.depth`), then channels if the budget
+    still needs them, their curves measured on the model without the blocks."""
     settings = context.settings or SemioticSettings()
-    seed, batch_size = context.seed, context.batch_size
-    count = min(settings.images, context.fit.count)
+    batches = _curve_batches(context, settings.images)
+    if settings.depth.mode == "off":
+        meter = CurveMeter(context.model, context.analysis, batches, settings.levels, context.provider)
+        return select_semiotic(context.selector, context.scores, meter, settings, context.progress)
+
+    def channels(depth_context, result) -> Kept:
+        meter = _depth_meter(context, result, batches, settings)
+        return select_semiotic(depth_context.selector, context.scores, meter, settings, context.progress)
+
+    return select_with_depth(context, settings.depth, channels, batches, settings.levels)
+
+
+def select_with_depth(context, depth, channels, batches, levels: int | None = None) -> Kept:
+    """Blocks first (`remove_blocks`), then ``channels(context, result)`` on a selector that sees them gone,
+    unless the blocks met the budget or ``depth.mode`` is ``only``. Any strategy that searches through its
+    selector can be ``channels``: ``lambda ctx, _: ranked_strategy(ctx)`` gives the mi ranking after depth."""
+    from dataclasses import replace
+
+    from edgeprune.semiotic.depth import remove_blocks
+    from edgeprune.semiotic.depth_selector import DepthSelector
+
+    result = remove_blocks(context, depth, batches, levels)
+    if result.met or depth.mode == "only":
+        return result.kept
+    selector = DepthSelector(context.selector, result.removed)
+    return selector.complete(channels(replace(context, selector=selector), result))
+
+
+def _curve_batches(context, images: int) -> list:
+    """The fixed calibration subset every curve is measured on (whole batches for a fixed batch size)."""
+    count = min(images, context.fit.count)
     if _fixed_batch(context.model):  # a fixed batch dimension takes whole batches only
-        count = max(batch_size, count - count % batch_size)
-    subset = context.fit.take(count, seed=seed)
-    batches = [batch.inputs for batch in subset.batches(batch_size)]
-    meter = CurveMeter(context.model, context.analysis, batches, settings.levels, context.provider)
-    return select_semiotic(context.selector, context.scores, meter, settings, context.progress)
+        count = max(context.batch_size, count - count % context.batch_size)
+    subset = context.fit.take(count, seed=context.seed)
+    return [batch.inputs for batch in subset.batches(context.batch_size)]
+
+
+class _GroupsOf:
+    """A curve meter of the model without the removed blocks, asked about plans in the original's groups."""
+
+    def __init__(self, meter: CurveMeter) -> None:
+        self.meter, self.ids = meter, {g.id for g in meter.analysis.prunable_groups}
+
+    @property
+    def evaluations(self) -> int:
+        return self.meter.evaluations
+
+    def curve(self, kept: Mapping[str, tuple[int, ...]]) -> SuperizationCurve:
+        return self.meter.curve({gid: indices for gid, indices in kept.items() if gid in self.ids})
+
+
+def _depth_meter(context, result, batches, settings: SemioticSettings):
+    """Channel curves on the model the blocks left (re-analysed: its groups are the original's minus the
+    removed blocks' ones, same ids and sizes), or, where the ids do not match, on the original through masks."""
+    from edgeprune.analysis import analyze
+    from edgeprune.surgery.depth import inside_groups
+
+    if result.removed:
+        depth_analysis = analyze(result.model)
+        inside = inside_groups(result.removed)
+        sizes = {g.id: g.channels for g in depth_analysis.prunable_groups}
+        if all(sizes.get(g.id) == g.channels for g in context.analysis.prunable_groups if g.id not in inside):
+            meter = CurveMeter(result.model, depth_analysis, batches, settings.levels, context.provider)
+            return _GroupsOf(meter)
+        logger.info("the groups changed with the blocks removed: channel curves measured on the original")
+    return CurveMeter(context.model, context.analysis, batches, settings.levels, context.provider)
 
 
 def select_semiotic(
