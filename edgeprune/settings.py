@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 from edgeprune.errors import InputError
 from edgeprune.recovery import RecoverySettings
 from edgeprune.search.settings import SearchSettings
-from edgeprune.selection.budget import Budget, parse_fraction, parse_latency, parse_speedup
+from edgeprune.selection.budget import DEFAULT_FLOOR, Budget, parse_fraction, parse_latency, parse_speedup
+from edgeprune.selection.knapsack_settings import LOSS_CRITERIA, KnapsackSettings
 from edgeprune.semiotic.settings import DEPTH_MODES, DepthSettings, SemioticSettings
 from edgeprune.settings_tree import COMMAND_LINE, from_dict, setting, to_dict, to_toml
 
@@ -106,7 +107,11 @@ class BudgetSettings:
         f"on --device within it [default: {DEFAULT_GOAL_DROP:g}]. With one: a guard "
         "(exit 1, nothing written).",
     )
-    floor: float = setting(0.25, help="Keep at least this fraction of every group.")
+    floor: float = setting(
+        DEFAULT_FLOOR,
+        help="Keep at least this fraction of every group [default: 0.25, lowered to 0.15 with a warning "
+        "when it forbids the budget].",
+    )
     align: int | None = setting(
         None,
         help="Kept channel counts are multiples of this [default: the --device's "
@@ -151,7 +156,9 @@ class BudgetSettings:
             "latency_ms": self.target_latency,
             "speedup": self.target_speedup,
         }
-        return Budget(floor=self.floor, alignment=alignment, **chosen)
+        # the default floor and the device's alignment give way when they forbid the budget (Selector)
+        relax = {"relax_floor": self.floor == DEFAULT_FLOOR, "relax_alignment": self.align is None}
+        return Budget(floor=self.floor, alignment=alignment, **relax, **chosen)
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,8 @@ class SelectionSettings:
     strategy: str = setting(
         "mi",
         choices=_strategies,
-        help="mi: global ranking by the criterion; uniform: the same ratio in every layer; rl: "
+        help="mi: global ranking by the criterion; knapsack: the counts of least summed refit loss "
+        "within the budget (needs --criterion refit-error); uniform: the same ratio in every layer; rl: "
         "the RL agent; semiotic: greedy, where the superization curve changes least.",
     )
     normalise: str = setting(
@@ -187,6 +195,7 @@ class SelectionSettings:
     )
     rl: SearchSettings = setting(default_factory=SearchSettings)
     semiotic: SemioticSettings = setting(default_factory=SemioticSettings)
+    knapsack: KnapsackSettings = setting(default_factory=KnapsackSettings)
 
     def __post_init__(self) -> None:
         depth = DepthSettings(self.depth, self.depth_guard, self.depth_stage_keep)  # checks the values
@@ -309,6 +318,11 @@ class OptimizeSettings:
             raise InputError(f"batch-size must be positive, got {self.batch_size}")
         if self.recovery.finetune_steps > 1 and not self.recovery.enabled:
             raise InputError("finetune-steps needs training between the steps: add finetune-epochs or finetune-time")
+        if self.selection.strategy == "knapsack" and self.scoring.criterion not in LOSS_CRITERIA:
+            raise InputError(
+                f"--strategy knapsack reads each group's refit loss curve, which --criterion "
+                f"{self.scoring.criterion} does not give; use --criterion {' or '.join(LOSS_CRITERIA)}"
+            )
 
     # --- the one set of keys -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

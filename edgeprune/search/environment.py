@@ -9,6 +9,7 @@ the search the same way.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -22,6 +23,8 @@ from edgeprune.selection.selector import Kept, Selector
 STATIC_FEATURES = ("index", "kind", "in_channels", "channels", "stride", "kernel", "spatial", "macs")
 DYNAMIC_FEATURES = ("reduced", "rest", "previous")
 _KINDS = {"Conv": 0.0, "depthwise": 1.0, "Gemm": 2.0, "MatMul": 2.0}
+
+logger = logging.getLogger(__name__)
 
 
 class PruningEnvironment:
@@ -39,10 +42,16 @@ class PruningEnvironment:
         self.selector, self.min_ratio, self.max_ratio, self.spend_budget = selector, min_ratio, max_ratio, spend_budget
         self.groups: tuple[ChannelGroup, ...] = selector.analysis.prunable_groups
         budget = selector.budget
-        self.counts = [_allowed_counts(g, budget.floor, budget.alignment) for g in self.groups]
-        self.lowest = [self._count(i, min_ratio) for i in range(len(self.groups))]
+        self.counts = [selector.counts(g) for g in self.groups]
         self._scores = scores
         self._kept_cache: dict[tuple[int, int], tuple[int, ...]] = {}
+        self.lowest = [self._count(i, min_ratio) for i in range(len(self.groups))]
+        relaxed = budget.floor < selector.requested.floor and min_ratio <= selector.requested.floor
+        if relaxed and min_ratio > budget.floor and not selector.meets(self.plan(self.lowest)):
+            # the selector lowered the default floor for the budget below the agent's lowest ratio: follow it
+            logger.info("rl: lowest keep ratio %.0f%% -> the floor, %.0f%%", 100 * min_ratio, 100 * budget.floor)
+            self.min_ratio = budget.floor
+            self.lowest = [self._count(i, budget.floor) for i in range(len(self.groups))]
         costs = selector.costs
         self.full_macs = max(selector.full.macs, 1)
         group_macs = []
@@ -68,7 +77,7 @@ class PruningEnvironment:
     def _count(self, index: int, ratio: float) -> int:
         group = self.groups[index]
         budget = self.selector.budget
-        return valid_count(group, ratio * group.channels, budget.floor, budget.alignment)
+        return valid_count(group, ratio * group.channels, budget.floor, budget.alignment, budget.fine)
 
     def kept(self, index: int, count: int) -> tuple[int, ...]:
         """The ``count`` best channels of group ``index`` by the criterion (cached: the order never changes)."""
@@ -151,10 +160,6 @@ def _last_true(options: list[int], test) -> int:
         else:
             high = middle - 1
     return best
-
-
-def _allowed_counts(group: ChannelGroup, floor: float, alignment: int) -> list[int]:
-    return sorted({valid_count(group, wanted, floor, alignment) for wanted in range(group.channels + 1)})
 
 
 def _static_row(model, group: ChannelGroup, index: int, macs: float) -> list[float]:

@@ -41,10 +41,18 @@ class MaskedEvaluator:
         self.mask_inputs = {g.id: f"{MASK_PREFIX}{g.id}" for g in self.groups}
         self.output_names = tuple(model.output_names)
         self.extra_outputs = tuple(n for n in dict.fromkeys(extra_outputs) if n not in self.output_names)
-        masked = ModelGraph.from_proto(_mask_inputs_model(model, analysis, self.mask_inputs))
+        masked = ModelGraph.from_proto(self._graph(model, analysis))
         self.session = create_session(with_outputs(masked, self.extra_outputs), provider, threads, KEEPS_OUTPUTS)
         self.names = list(self.output_names + self.extra_outputs)
         self.batches = [{name: np.ascontiguousarray(v) for name, v in b.items()} for b in batches]
+
+    def _graph(self, model: ModelGraph, analysis: ChannelAnalysis):
+        """The graph the session runs: the original with the mask inputs (a subclass adds more inputs)."""
+        return _mask_inputs_model(model, analysis, self.mask_inputs)
+
+    def feeds(self, kept: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
+        """Everything but the images that the session takes for a plan: here, its masks."""
+        return self.masks(kept)
 
     def masks(self, kept: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
         """The mask feeds of a plan: 1 for kept channels, 0 for dropped ones; all ones for groups not named."""
@@ -63,10 +71,10 @@ class MaskedEvaluator:
     def evaluate(self, kept: Mapping[str, Sequence[int]]) -> list[dict[str, np.ndarray]]:
         """Per batch: the model outputs and the extra_outputs tensors, with every group masked to its kept channels
         (groups missing from ``kept`` keep all channels)."""
-        masks = self.masks(kept)
+        feeds = self.feeds(kept)
         results = []
         for batch in self.batches:
-            values = self.session.run(self.names, {**batch, **masks})
+            values = self.session.run(self.names, {**batch, **feeds})
             results.append(dict(zip(self.names, values)))
         return results
 

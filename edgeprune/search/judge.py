@@ -37,7 +37,12 @@ def _measured_points(model: ModelGraph, analysis: ChannelAnalysis) -> list[Captu
 
 
 class Judge:
-    """``judge(kept)`` -> the reward of a plan on fixed images; ``seconds`` splits session and reward time."""
+    """``judge(kept)`` -> the reward of a plan on fixed images; ``seconds`` splits session and reward time.
+
+    ``evaluator``: what computes a plan's outputs; by default the masked network before reconstruction
+    (`MaskedEvaluator`). With a `SequentialEvaluator` plans are judged as reconstruction would leave
+    them, and the ``refit`` reward (minus the sum over the refitted layers of their squared relative error
+    after the refit: the share of their output lost) can be used."""
 
     def __init__(
         self,
@@ -48,13 +53,20 @@ class Judge:
         reward: str,
         provider: str = "auto",
         entropy_reference: str = "kept",
+        evaluator=None,
     ) -> None:
         self.analysis, self.reward, self.labels, self.reference = analysis, reward, labels, entropy_reference
         points = _measured_points(model, analysis) if reward == "entropy" else []
         self.layers = tuple(point.tensor for point in points)
         self._points = {point.tensor: point for point in points}
         self.output = model.output_names[0]
-        self.evaluator = MaskedEvaluator(model, analysis, batches, extra_outputs=self.layers, provider=provider)
+        if evaluator is None:
+            evaluator = MaskedEvaluator(model, analysis, batches, extra_outputs=self.layers, provider=provider)
+        elif set(self.layers) - set(evaluator.names):
+            raise ValueError("the evaluator does not return the maps the entropy reward reads (measured_layers)")
+        if reward == "refit" and not hasattr(evaluator, "last_errors"):
+            raise ValueError("the refit reward needs an evaluator that refits (SequentialEvaluator)")
+        self.evaluator = evaluator
         self.seconds = {"session": 0.0, "reward": 0.0}
         self.calls = 0
         original = self.evaluator.evaluate({})
@@ -83,6 +95,9 @@ class Judge:
                 for name, mask in zip(self.layers, masks)
             ]
             return entropy_reward(pruned, self.original_entropy, masks, self.reference, self.ceilings)
+        if self.reward == "refit":
+            errors = [e for e in self.evaluator.last_errors.values() if np.isfinite(e)]
+            return -float(np.sum(np.square(errors))) if errors else 0.0
         logits = np.concatenate([r[self.output] for r in results])
         if self.reward == "accuracy":
             return accuracy_reward(logits, self.labels)

@@ -129,10 +129,8 @@ def _images(data, count: int, batch_size: int, seed: int):
 
 def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     """The whole strategy: data, judge, environment, search, re-rank. Returns the plan, the record and a summary."""
-    from edgeprune.search.judge import Judge
-
     settings: SearchSettings = context.settings or SearchSettings()
-    fit, seed, provider, batch_size = context.fit, context.seed, context.provider, context.batch_size
+    fit, seed, batch_size = context.fit, context.seed, context.batch_size
     labelled = fit is not None and fit.labels is not None
     if fit is None:
         raise InputError("the rl strategy needs calibration data to judge its plans")
@@ -143,6 +141,8 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
         )
     if settings.rerank == "accuracy" and not labelled:
         raise InputError("re-ranking by accuracy needs labelled calibration data; use rerank=agreement")
+    if settings.judge == "masked" and "refit" in (settings.reward, settings.rerank):
+        raise InputError("the refit reward judges the reconstructed network: use judge=reconstructed with it")
     env = PruningEnvironment(
         context.model, context.selector, context.scores, settings.min_ratio, settings.max_ratio, settings.spend_budget
     )
@@ -150,15 +150,13 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     reranking = settings.rerank != "none" and settings.top_k > 1 and held >= 1
     search_data, rerank_data = fit.split(held, seed=seed) if reranking else (fit, None)
     batches, labels = _images(search_data, settings.search_images, batch_size, seed)
-    judge = Judge(
-        context.model, context.analysis, batches, labels, settings.reward, provider, settings.entropy_reference
-    )
+    judge = _judge(context, settings, batches, labels, settings.reward)
     record = search(env, judge, settings, seed, context.progress)
     record.seconds.update({f"judge_{k}": round(v, 3) for k, v in judge.seconds.items()})
     winner, scores = record.best[0], []
     if reranking and len(record.best) > 1:
         rerank_batches, rerank_labels = _images(rerank_data, held, batch_size, seed)
-        referee = Judge(context.model, context.analysis, rerank_batches, rerank_labels, settings.rerank, provider)
+        referee = _judge(context, settings, rerank_batches, rerank_labels, settings.rerank)
         winner, scores = rerank(record.best, referee)
     summary = {
         "episodes": record.episodes,
@@ -171,6 +169,31 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     }
     logger.info("rl search: %s", summary)
     return winner.kept, record, summary
+
+
+def _judge(context, settings: SearchSettings, batches, labels, reward: str):
+    """A judge of plans on ``batches``: as reconstruction would leave them (``judge = reconstructed``, the
+    default: `SequentialEvaluator`, refitting from these images with the run's reconstruction settings), or
+    masked before any reconstruction (``judge = masked``)."""
+    from edgeprune.search.judge import Judge, measured_layers
+
+    model, analysis = context.model, context.analysis
+    evaluator = None
+    if settings.judge == "reconstructed":
+        from edgeprune.search.sequential import SequentialEvaluator
+
+        rebuild = getattr(context, "reconstruction", None)
+        layers = measured_layers(model, analysis) if reward == "entropy" else ()
+        evaluator = SequentialEvaluator(
+            model,
+            analysis,
+            batches,
+            layers,
+            samples_per_image=getattr(rebuild, "samples_per_image", 16),
+            ridge=getattr(rebuild, "ridge", 1e-3),
+            seed=context.seed,
+        )
+    return Judge(model, analysis, batches, labels, reward, context.provider, settings.entropy_reference, evaluator)
 
 
 def rl_strategy(context) -> Kept:

@@ -12,8 +12,10 @@ from typing import ClassVar
 from edgeprune.errors import InputError
 from edgeprune.settings_tree import setting
 
-REWARDS = ("entropy", "accuracy", "agreement")
-RERANKS = ("agreement", "accuracy", "none")
+REWARDS = ("entropy", "accuracy", "agreement", "refit")
+RERANKS = ("agreement", "accuracy", "refit", "none")
+JUDGES = ("reconstructed", "masked")
+MAX_EPISODES = 100_000  # the replay buffer and the records grow with them
 ENTROPY_REFERENCES = ("kept", "all", "dead")
 
 
@@ -55,7 +57,10 @@ class SearchSettings:
     not AMC's) also bounds it from below so every episode ends at the budget, not under it: rewards then
     compare plans of one cost. ``entropy_reference``: the entropy of the kept maps is divided by that of
     the same maps (``kept``) or of all maps (``all``) of the layer in the unpruned model; ``dead`` counts the
-    removed maps as the dead maps they are in the pruned model (see `rewards.entropy_ratios`).
+    removed maps as the dead maps they are in the pruned model (see `rewards.entropy_ratios`). ``judge``:
+    every plan is judged as the network reconstruction would produce from the search images
+    (``reconstructed``, `SequentialEvaluator`), or masked before any reconstruction (``masked``, faster, and
+    near chance at 5x: docs/results-search.md).
     """
 
     SECTION: ClassVar[str] = "Strategy"
@@ -64,8 +69,9 @@ class SearchSettings:
         "entropy",
         choices=REWARDS,
         help="rl: entropy (label-free, spatial entropy of the kept "
-        "maps), accuracy (needs labels) or agreement (label-free, with the original model's "
-        "predictions).",
+        "maps), accuracy (needs labels), agreement (label-free, with the original model's "
+        "predictions) or refit (label-free, what the refitted layers lose), each of the plan's "
+        "reconstructed network.",
     )
     episodes: int = setting(300, help="rl: search episodes.")
     search_time: float | None = setting(None, metavar="SECONDS", help="rl: stop the search after this many seconds.")
@@ -77,6 +83,12 @@ class SearchSettings:
     max_ratio: float = 1.0
     spend_budget: bool = True
     entropy_reference: str = "kept"
+    judge: str = setting(
+        "reconstructed",
+        cli=False,
+        choices=JUDGES,
+        help="rl: judge plans as reconstruction would leave them (reconstructed) or masked before it (masked).",
+    )
     agent: AgentSettings = field(default_factory=AgentSettings)  # the [selection.rl.agent] table
 
     def __post_init__(self) -> None:
@@ -86,7 +98,9 @@ class SearchSettings:
             raise InputError(f"unknown re-rank '{self.rerank}'; choose one of {', '.join(RERANKS)}")
         if isinstance(self.episodes, bool) or not isinstance(self.episodes, int) or self.episodes < 1:
             raise InputError(f"--episodes must be a whole number of at least 1, got {self.episodes!r}")
-        if self.search_time is not None and not self.search_time > 0:
+        if self.episodes > MAX_EPISODES:
+            raise InputError(f"--episodes must be at most {MAX_EPISODES}, got {self.episodes}")
+        if self.search_time is not None and not 0 < self.search_time < float("inf"):
             raise InputError(f"--search-time must be a positive number of seconds, got {self.search_time}")
         if self.search_images < 1 or self.rerank_images < 1 or self.top_k < 1:
             raise InputError("--search-images, rerank_images and top_k must be at least 1")
@@ -94,6 +108,8 @@ class SearchSettings:
             raise InputError(
                 f"rl keep ratios need 0 < min_ratio <= max_ratio <= 1, got {self.min_ratio}, {self.max_ratio}"
             )
+        if self.judge not in JUDGES:
+            raise InputError(f"rl judge is one of {', '.join(JUDGES)}, got '{self.judge}'")
         if self.entropy_reference not in ENTROPY_REFERENCES:
             raise InputError(
                 f"entropy_reference is one of {', '.join(ENTROPY_REFERENCES)}, got '{self.entropy_reference}'"

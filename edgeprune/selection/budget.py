@@ -47,20 +47,30 @@ def parse_speedup(text: str | float, option: str = "--target-speedup") -> float:
     return value
 
 
+DEFAULT_FLOOR = 0.25  # the share of every group kept unless --floor says otherwise
+RELAXED_FLOOR = 0.15  # the lowest the default floor gives way to when the budget needs it
+
+
 @dataclass(frozen=True)
 class Budget:
     """Fractions of the original cost to keep (None: no target), and the per-group limits.
 
     ``floor``: every group keeps at least this fraction of its channels. ``alignment``: kept channel
     counts are multiples of it (fast kernels want multiples of 8 or 16), unless a group is smaller.
+    ``relax_floor`` / ``relax_alignment``: the floor and the alignment are defaults, not asked for, and give
+    way when they forbid the budget (see `Selector`); ``fine``: groups at most two steps wide take half
+    steps (`counts.step`), set by that relaxation.
     """
 
     macs: float | None = None
     params: float | None = None
-    floor: float = 0.25
+    floor: float = DEFAULT_FLOOR
     alignment: int = 1
     latency_ms: float | None = None  # predicted latency on the target device, at most
     speedup: float | None = None  # predicted speed-up on the target device, at least (2.0 for 2x)
+    relax_floor: bool = False
+    relax_alignment: bool = False
+    fine: bool = False
 
     def __post_init__(self) -> None:
         if self.macs is None and self.params is None and self.latency_ms is None and self.speedup is None:
@@ -105,6 +115,7 @@ class Budget:
         return " and ".join(parts)
 
     def to_dict(self) -> dict:
+        """The budget a plan was cut to (its floor and alignment after any relaxation; ``fine`` only when set)."""
         return {
             "macs": self.macs,
             "params": self.params,
@@ -112,4 +123,4 @@ class Budget:
             "alignment": self.alignment,
             "latency_ms": self.latency_ms,
             "speedup": self.speedup,
-        }
+        } | ({"fine": True} if self.fine else {})

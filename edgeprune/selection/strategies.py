@@ -27,9 +27,11 @@ class SelectionContext:
     """Everything a strategy may read. ``scores``: one score per channel for every prunable group.
 
     ``fit`` is the calibration data for scoring and fitting (never the held-out part); ``settings`` the
-    strategy's own settings (``SearchSettings`` for rl, ``SemioticSettings`` for semiotic, the selection
-    table for the rankers; None: the strategy's defaults); ``seed``, ``batch_size`` and ``provider`` the
-    run's; ``progress`` a stage callback or None.
+    strategy's own settings (``SearchSettings`` for rl, ``SemioticSettings`` for semiotic,
+    ``KnapsackSettings`` for knapsack, the selection table for the rankers; None: the strategy's defaults);
+    ``seed``, ``batch_size`` and ``provider`` the run's; ``progress`` a stage callback or None;
+    ``reconstruction`` the run's `ReconstructionSettings` (None: their defaults), for a strategy that judges
+    plans as reconstruction would leave them.
     """
 
     model: Any  # ModelGraph
@@ -42,6 +44,7 @@ class SelectionContext:
     batch_size: int = 64
     provider: str = "auto"
     progress: Progress | None = None
+    reconstruction: Any = None  # ReconstructionSettings
 
 
 Strategy = Callable[[SelectionContext], "Kept"]
@@ -52,12 +55,13 @@ STRATEGIES: dict[str, str] = {
     "uniform": "edgeprune.selection.ranker:uniform_strategy",
     "semiotic": "edgeprune.semiotic.strategy:semiotic_strategy",
     "rl": "edgeprune.search.rl:rl_strategy",
+    "knapsack": "edgeprune.selection.knapsack:knapsack_strategy",
 }
 
 
 def settings_for(name: str, selection: Any) -> Any:
     """The part of the ``[selection]`` table that strategy ``name`` reads: its own sub-table where it has
-    one (``rl``, ``semiotic``), else the table itself (the rankers read ``normalise``)."""
+    one (``rl``, ``semiotic``, ``knapsack``), else the table itself (the rankers read ``normalise``)."""
     return getattr(selection, name, selection)
 
 

@@ -1,0 +1,135 @@
+"""Judging a plan as the network reconstruction would produce: reconstruction itself, without surgery.
+
+`reconstruct` refits the layers after pruned channels one by one, in topological order, each from the
+pruned network's own inputs (so later layers correct the drift of earlier ones): docs/methods.md#5. A
+closed-form refit from the original network's statistics (`edgeprune.scoring.plan_refit`) leaves that drift
+uncorrected and ranks plans poorly against the truth (docs/results-search.md). Here the original graph runs
+once per plan in torch (the training executor's kernels), its channels masked to the plan as in
+`MaskedEvaluator`, and each layer `reconstruct` would refit is refitted when the pass reaches it: its rows
+are taken from its current input, the same ridge (and rectified) fit to the original model's outputs is
+solved, and the pass goes on with the new weights. On the same images, seed and settings as a true
+reconstruction, the outputs are that reconstructed model's (tested); on a few dozen images, a plan costs one
+forward pass and a small solve per layer, so a search can judge hundreds.
+
+The images are fixed when the evaluator is made; the first ``fit_images`` of them give the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from edgeprune.analysis.groups import ChannelAnalysis
+from edgeprune.capture.rows import linear_positions, linear_rows, outputs_at, patches, sample_positions
+from edgeprune.graph.model import ModelGraph
+from edgeprune.reconstruct.targets import find_targets
+from edgeprune.search.evaluator import MaskedEvaluator
+from edgeprune.search.refit_fit import fit_target
+from edgeprune.search.torch_graph import TorchGraph
+
+
+class SequentialEvaluator(MaskedEvaluator):
+    """``evaluate(kept)`` -> [outputs and ``extra_outputs`` of the plan's reconstructed network on the images]."""
+
+    def __init__(
+        self,
+        model: ModelGraph,
+        analysis: ChannelAnalysis,
+        batches: Sequence[Mapping[str, np.ndarray]],
+        extra_outputs: Sequence[str] = (),
+        *,
+        samples_per_image: int = 16,
+        ridge: float = 1e-3,
+        seed: int = 0,
+        fit_images: int | None = None,
+    ) -> None:
+        import torch
+
+        self.model, self.analysis, self.groups = model, analysis, analysis.prunable_groups
+        self.mask_inputs = {g.id: f"edgeprune.mask:{g.id}" for g in self.groups}
+        self.output_names = tuple(model.output_names)
+        self.extra_outputs = tuple(n for n in dict.fromkeys(extra_outputs) if n not in self.output_names)
+        self.names = list(self.output_names + self.extra_outputs)
+        self.ridge, self.seed, self.per_image = ridge, seed, samples_per_image
+        self.graph = TorchGraph(ModelGraph.from_proto(self._graph(model, analysis)))
+        self.inputs = {
+            name: torch.from_numpy(np.ascontiguousarray(np.concatenate([b[name] for b in batches])))
+            for name in batches[0]
+        }
+        self.count = len(next(iter(self.inputs.values())))
+        self.fit_images = min(fit_images or self.count, self.count)
+        self._reference = self._original_references()
+        self.last_fits: dict[str, dict] = {}
+        self.last_errors: dict[str, float] = {}
+
+    def _original_references(self) -> dict[str, tuple[np.ndarray | None, np.ndarray]]:
+        """Per layer any plan may refit: its sampled sites and the original model's tensor to match there."""
+        probe = np.ones(len(self.analysis.class_group), dtype=bool)
+        for group in self.groups:  # one channel off every group: every layer any plan can reach is a target
+            probe[self.analysis.members(group.id)[0]] = False
+        targets, _ = find_targets(self.model, self.analysis, probe, "downstream")
+        values = self.graph.run({**self.inputs, **self._masks({})}, names=[t.reference for t in targets])
+        n = self.fit_images
+        references = {}
+        for t in targets:
+            sites = _sites(t, self.model.shapes[t.output], n, self.per_image, self.seed)
+            value = values[t.reference][:n].numpy()
+            if sites is None:
+                rows = value.reshape(n, -1)
+            elif t.channels_last:
+                rows = linear_rows(value, 0, sites)
+            else:
+                rows = outputs_at(value, 0, sites)
+            references[t.node] = (sites, rows)
+        return references
+
+    def evaluate(self, kept: Mapping[str, Sequence[int]]) -> list[dict[str, np.ndarray]]:
+        keep = self.analysis.keep_mask(kept)
+        targets = {t.node: t for t in find_targets(self.model, self.analysis, keep, "downstream")[0]} if kept else {}
+
+        def refit(node: str, inputs: list, peek) -> list | None:
+            target = targets.get(node)
+            if target is None or node not in self._reference:
+                return None
+            sites, reference = self._reference[node]
+            rows = self._rows(target, inputs[0].numpy()[: self.fit_images], sites)
+            addend = None
+            if target.addend is not None and target.geometry is not None:
+                addend = outputs_at(peek(target.addend)[: self.fit_images].numpy(), 0, sites)
+            found, error = fit_target(
+                target, self.graph, node, inputs, rows, reference, addend, keep, self.analysis, self.ridge
+            )
+            errors[node] = error
+            if found:
+                fits[node] = {key: value.numpy() for key, value in found.items()}
+            return found
+
+        fits: dict[str, dict] = {}
+        errors: dict[str, float] = {}
+        values = self.graph.run({**self.inputs, **self._masks(kept)}, names=self.names, refit=refit)
+        self.last_fits = fits  # what the last plan refitted: {layer: {(node, input index): new value}}
+        self.last_errors = errors  # each refitted layer's relative error after its refit (the refit reward)
+        return [{name: values[name].numpy() for name in self.names}]
+
+    def _masks(self, kept):
+        import torch
+
+        return {name: torch.from_numpy(mask) for name, mask in self.masks(kept).items()}
+
+    def _rows(self, target, x: np.ndarray, sites) -> np.ndarray:
+        if sites is None:
+            return x.reshape(len(x), -1)
+        if target.channels_last:
+            return linear_rows(x, 0, sites)
+        return patches(x, 0, sites, target.geometry)
+
+
+def _sites(target, shape, count: int, per_image: int, seed: int) -> np.ndarray | None:
+    """The sites `reconstruct` samples: (image, y, x) outputs of a conv, (image, site, 0) rows of a
+    channels-last MatMul; None for a Gemm (every image is a row)."""
+    if target.geometry is not None:
+        return sample_positions(np.arange(count), int(shape[2]), int(shape[3]), per_image, seed)
+    if target.channels_last and len(shape) > 2:
+        return sample_positions(np.arange(count), linear_positions(shape), 1, per_image, seed)
+    return None
