@@ -175,7 +175,8 @@ def _cell(value: str) -> str:
 
 
 def _numeric(text: str) -> bool:
-    return bool(text) and (text[0].isdigit() or text[0] in "-+.") and text not in "-"
+    """A short figure (right-aligned, kept on one line); longer text wraps, left-aligned."""
+    return 0 < len(text) <= 40 and (text[0].isdigit() or text[0] in "-+.") and text != "-"
 
 
 def _num(value) -> str:
