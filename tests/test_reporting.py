@@ -64,9 +64,13 @@ def report(out: Path) -> dict:
 
 
 def test_every_report_written_conforms_to_the_schema(written):
+    def no_constants(name):
+        raise AssertionError(f"{name} is not JSON")
+
     for name, (out, _) in written.items():
         data = report(out)
         assert errors(data) == [], name
+        json.loads((out / "report.json").read_text(), parse_constant=no_constants)  # strict: no NaN
         assert data["schema_version"] == SCHEMA_VERSION and data["edgeprune_version"]
         assert sorted(p.name for p in out.iterdir()) == RUN_FILES
     budget, goal, recovery = (report(written[n][0]) for n in ("budget", "goal", "recovery"))

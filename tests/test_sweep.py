@@ -78,6 +78,8 @@ def test_the_pick_writes_the_fastest_point_within_the_drop_and_replays(capsys, t
     assert report["sweep"]["pick"] == {"max_drop_points": 100.0, "chosen": 1}  # the faster, within any drop
     assert report["settings"]["budget"]["target-flops"] == 0.4 and "picked 0.4 of the MACs" in stdout
     assert "#### Sweep (2 points, one capture)" in (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "<h2>Sweep</h2>" in html and html.count('src="data:image/png;base64,') == 5  # the sweep's figure too
     code, _, err = run(capsys, "optimize", "--config", out / "report.json", "--out", tmp_path / "replay")
     assert code == 0, err
     assert (tmp_path / "replay" / "plan.json").read_text() == (out / "plan.json").read_text()

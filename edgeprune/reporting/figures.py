@@ -116,7 +116,7 @@ def refit_figure(rows: Sequence[Mapping]) -> bytes:
     labels = [short_name(str(r["node"])) for r in fitted]
     before = [r["refit_error_before"] for r in fitted]
     _paired_bars(axis, labels, before, [r["refit_error_after"] for r in fitted], "relative output error")
-    axis.set_title("Reconstruction: each refitted layer's output error before and after the least-squares refit")
+    axis.set_title("Output error of each refitted layer, before and after the least-squares refit", fontsize=10)
     return _png(figure)
 
 
@@ -219,7 +219,7 @@ def sweep_figure(sweep: Mapping) -> bytes:
         axis.plot([low, high], [low, high], color="black", linewidth=0.7, linestyle="--", label="measured = predicted")
         axis.set_xlabel(f"speed-up predicted on {sweep['device']} (x)")
         axis.set_ylabel("speed-up measured on this machine (x)")
-        axis.set_title("Predicted against measured (this machine, not the device, unless they are the same)")
+        axis.set_title("Speed-up measured on this machine against predicted on the device", fontsize=10)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     return _png(figure)
@@ -251,6 +251,6 @@ def _sweep_front(axis, sweep: Mapping) -> None:
         )
     axis.set_xlabel(f"predicted latency on {sweep['device']} (ms)")
     axis.set_ylabel(f"held-out {sweep.get('measure') or 'measure'} (%)")
-    axis.set_title("Sweep: held-out measure against predicted latency (labels: MACs kept; star: picked)")
+    axis.set_title("Held-out measure against predicted latency (labels: MACs kept; star: picked)", fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
