@@ -142,7 +142,9 @@ def recovery_figure(runs: Sequence[Mapping]) -> bytes:
     held.set_ylabel("held-out measure")
     axis.set_title("Recovery by distillation" + (f" ({len(runs)} cuts)" if len(runs) > 1 else ""))
     axis.grid(alpha=0.3)
-    figure.legend(loc="upper right", fontsize=8)
+    handles = axis.get_legend_handles_labels()[0] + held.get_legend_handles_labels()[0]
+    if handles:
+        axis.legend(handles=handles, loc="best", fontsize=8)  # one legend for both axes, inside the plot
     return _png(figure)
 
 
