@@ -47,7 +47,7 @@ def run_step(tmp_path: Path, flags: str, model: Path = MODEL) -> tuple[subproces
 def test_a_met_budget_passes_and_summarises_the_report(tmp_path: Path) -> None:
     result, summary, out = run_step(tmp_path, FAST_FLAGS)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["model.pruned.onnx", "plan.json", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.pruned.onnx", "plan.json", "report.html", "report.json", "report.md"]
     assert "wrote" in result.stdout  # edgeprune's own output still reaches the job log
     text = summary.read_text()
     assert text.startswith("earlier step\n## edgeprune optimize ")

@@ -41,7 +41,7 @@ def optimize(capsys, model, calib, out, *extra):
 def test_optimize_writes_model_plan_and_report(capsys, model, calib, tmp_path):
     code, out, err = optimize(capsys, model, calib, tmp_path / "run", "--target-flops", "2x")
     assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model.pruned.onnx", "plan.json", "report.json"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["model.pruned.onnx", "plan.json", "report.html", "report.json", "report.md"]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["cost_after"]["macs"] <= 0.5 * report["cost_before"]["macs"]
     assert report["verification"]["passed"]
@@ -115,7 +115,7 @@ def test_a_toml_file_with_bad_values_names_the_file_and_the_key(capsys, model, c
     for text, words in (('[budget]\nfloor = 2.0\n', "bad.toml: [budget] floor must be a fraction in [0, 1], got 2.0"),
                         ('[budget]\nfloor = "lots"\n', "bad.toml: budget.floor takes a number, got 'lots'"),
                         ('budget = 3\n', "bad.toml: 'budget' must be a table of settings, not a number"),
-                        ('[selection]\nstrategy = "magic"\n', "bad.toml: selection.strategy is one of mi, rl"),
+                        ('[selection]\nstrategy = "magic"\n', "bad.toml: selection.strategy is one of knapsack, mi, rl"),
                         ('[reconstruction]\nreconstruct = 3\n', "reconstruct takes true or false, got 3")):
         config.write_text(text)
         code, _, err = optimize(capsys, model, calib, tmp_path / "run", "--target-flops", 0.5, "--config", config)

@@ -51,7 +51,7 @@ def test_round_trips_through_json_and_toml_give_the_same_settings():
     ({"budget": {"target-flops": "7"}}, "f.toml: budget.target-flops: the value must keep a fraction"),
     ({"budget": {"target-latency": "soon"}}, "budget.target-latency: the value takes a time such as 5ms"),
     ({"budget": {"max-acc-drop": -1}}, "max-acc-drop is the most accuracy points the run may lose"),
-    ({"selection": {"strategy": "magic"}}, "f.toml: selection.strategy is one of mi, rl, semiotic, uniform"),
+    ({"selection": {"strategy": "magic"}}, "f.toml: selection.strategy is one of knapsack, mi, rl, semiotic, uniform"),
     ({"selection": {"rl": {"episodes": 0}}}, "[selection.rl] --episodes must be a whole number of at least 1"),
     ({"calibration": {"mean": "a,b"}}, "calibration.mean takes comma-separated numbers"),
     ({"calibration": {"calib": None}, "batch-size": 0}, "batch-size must be positive"),
