@@ -103,6 +103,28 @@ def test_accuracy_and_agreement_rewards():
     assert accuracy_reward(logits, np.array([1, 0, 0])) == pytest.approx(2 / 3)
     assert agreement_reward(logits, logits[:, ::-1]) == 0.0
     assert agreement_reward(logits, logits * 2) == 1.0
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert accuracy_reward(logits, np.array([1, 0, 0]), smooth=True) == pytest.approx((p[0, 1] + p[1, 0] + p[2, 0]) / 3)
+    assert agreement_reward(logits, logits * 2, smooth=True) == pytest.approx(p.max(axis=1).mean())
+    sure = logits * 50  # the smooth forms tell apart what top-1 cannot: how sure the right answers are
+    assert agreement_reward(sure, logits, smooth=True) > agreement_reward(logits, logits, smooth=True)
+
+
+def test_every_episode_meets_a_latency_budget(resnet):
+    from edgeprune.stages import latency_model
+
+    _, model, analysis = resnet
+    selector = Selector(analysis, PlanCostModel(model, analysis), Budget(speedup=1.3, floor=0.0, alignment=8),
+                        latency_model(None, model, analysis))
+    env = PruningEnvironment(model, selector, _scores(analysis))
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        walk = env.episode()
+        while not walk.done:
+            assert np.isfinite(walk.state()).all()
+            walk.step(float(rng.uniform(0.0, 1.0)))
+        assert selector.meets(walk.plan())
+        assert selector.usage(analysis.keep_mask(walk.plan())) > 0.9, "the wall spends the latency budget too"
 
 
 def _context(model, analysis, calib_path, settings, macs=0.5):
@@ -116,7 +138,7 @@ SHORT = SearchSettings(episodes=6, search_images=16, rerank_images=8, top_k=3,
                        agent=AgentSettings(warmup=3, batch=8, hidden=16))
 
 
-@pytest.mark.parametrize("reward", ["entropy", "agreement", "accuracy"])
+@pytest.mark.parametrize("reward", ["entropy", "agreement", "accuracy", "refit"])
 def test_a_seed_gives_the_same_plan_twice(resnet, calib, reward):
     _, model, analysis = resnet
     settings = SearchSettings(**{**SHORT.__dict__, "reward": reward})
@@ -181,6 +203,10 @@ def test_settings_from_key_value_pairs():
     (("--rl-set", "min_ratio=0.9", "--target-flops", "5x"), "cannot be met by the rl search's wall"),
     (("--rl-set", "sigma"), "--rl-set takes KEY=VALUE"),
     (("--reward", "accuracy", "--target-flops", "2x"), "--reward accuracy needs labelled calibration data"),
+    (("--episodes", 10**6), "--episodes must be at most 100000"),
+    (("--search-time", "inf"), "--search-time must be a positive number of seconds"),
+    (("--reward", "refit", "--rl-set", "judge=masked"), "the refit reward judges the reconstructed network"),
+    (("--rl-set", "judge=guess"), "selection.rl.judge is one of reconstructed, masked"),
 ])
 def test_bad_rl_input_is_a_one_line_error_with_exit_code_2(capsys, resnet, tmp_path, extra, message):
     path = resnet[0]

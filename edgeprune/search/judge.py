@@ -42,7 +42,8 @@ class Judge:
     ``evaluator``: what computes a plan's outputs; by default the masked network before reconstruction
     (`MaskedEvaluator`). With a `SequentialEvaluator` plans are judged as reconstruction would leave
     them, and the ``refit`` reward (minus the sum over the refitted layers of their squared relative error
-    after the refit: the share of their output lost) can be used."""
+    after the refit: the share of their output lost) can be used. ``smooth``: accuracy and agreement as
+    the mean probability of the label or of the original's class (`rewards.accuracy_reward`)."""
 
     def __init__(
         self,
@@ -54,8 +55,10 @@ class Judge:
         provider: str = "auto",
         entropy_reference: str = "kept",
         evaluator=None,
+        smooth: bool = False,
     ) -> None:
         self.analysis, self.reward, self.labels, self.reference = analysis, reward, labels, entropy_reference
+        self.smooth = smooth
         points = _measured_points(model, analysis) if reward == "entropy" else []
         self.layers = tuple(point.tensor for point in points)
         self._points = {point.tensor: point for point in points}
@@ -100,8 +103,8 @@ class Judge:
             return -float(np.sum(np.square(errors))) if errors else 0.0
         logits = np.concatenate([r[self.output] for r in results])
         if self.reward == "accuracy":
-            return accuracy_reward(logits, self.labels)
-        return agreement_reward(logits, self.original_logits)
+            return accuracy_reward(logits, self.labels, self.smooth)
+        return agreement_reward(logits, self.original_logits, self.smooth)
 
     def _maps(self, result: Mapping[str, np.ndarray], name: str) -> np.ndarray:
         """A measured layer's maps as N,C,H,W (a channels-last map has its channel axis moved to 1)."""

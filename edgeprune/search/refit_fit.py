@@ -5,7 +5,7 @@ The masked layer still has every channel: its rows hold zeros for the removed in
 the fit exactly as the pruned layer lacks them (the ridge penalty is scaled by the kept columns' energy, so
 this matters), and only the kept outputs are fitted; removed outputs keep their weights (the masks zero
 them downstream). The ridge and rectified fits are those of `reconstruct.solve`, the Gram matrix of the
-rows solved once for the rectified rounds.
+rows inverted once for the rectified rounds.
 """
 
 from __future__ import annotations
@@ -13,37 +13,45 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from edgeprune.reconstruct.solve import relative_error
-
 
 class _Ridge:
-    """min ||Y - X W^T - b||^2 + lambda ||W||^2 for any Y, X fixed: as `ridge_fit`, factorised once."""
+    """min ||Y - X W^T - b||^2 + lambda ||W||^2 for any Y, X fixed: `ridge_fit`, with the inverse of the
+    regularised Gram matrix computed once. The products with the rows run in float32 (the rows are float32
+    activations), the inverse and the weights in float64."""
 
     def __init__(self, x: np.ndarray, ridge: float, intercept: bool) -> None:
-        self.x = x
-        self.intercept = intercept
-        self.mean = x.mean(axis=0) if intercept else np.zeros(x.shape[1])
-        self.centred = x - self.mean
-        gram = self.centred.T @ self.centred
+        x = np.asarray(x, dtype=np.float32)
+        self.x, self.intercept = x, intercept
+        self.mean = x.mean(axis=0, dtype=np.float64) if intercept else np.zeros(x.shape[1])
+        self.centred = x - self.mean.astype(np.float32)
+        gram = (self.centred.T @ self.centred).astype(np.float64)
         penalty = ridge * max(float(np.trace(gram)) / max(len(gram), 1), 1e-12)
         self.inverse = np.linalg.inv(gram + penalty * np.eye(len(gram)))
 
     def fit(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y_mean = y.mean(axis=0) if self.intercept else np.zeros(y.shape[1])
-        weight = (self.inverse @ (self.centred.T @ (y - y_mean))).T
+        weight = (self.inverse @ (self.centred.T @ (y - y_mean).astype(np.float32))).T
         return weight, y_mean - weight @ self.mean
 
+    def error(self, weight, bias, y, offset, rectified: bool) -> tuple[float, np.ndarray]:
+        """`relative_error` of a fit, and its prediction."""
+        prediction = self.x @ weight.T.astype(np.float32) + bias.astype(np.float32)
+        got, want = prediction, y
+        if rectified:
+            got, want = np.maximum(prediction + offset, 0.0), np.maximum(y + offset, 0.0)
+        return float(np.linalg.norm(want - got) / max(np.linalg.norm(want), 1e-12)), prediction
+
     def rectified(self, y, weight, bias, offset, rounds: int = 3):
-        """`rectified_fit`: negative targets (after the offset) need only stay negative."""
-        best, best_error = (weight, bias), relative_error(self.x, y, weight, bias, offset, rectified=True)
+        """`rectified_fit` (negative targets, after the offset, need only stay negative), with its error."""
+        best_error, prediction = self.error(weight, bias, y, offset, True)
+        best = (weight, bias)
         negative = (y + offset) < 0
         for _ in range(rounds):
-            prediction = self.x @ weight.T + bias
             weight, bias = self.fit(np.where(negative, np.minimum(prediction + offset, 0.0) - offset, y))
-            error = relative_error(self.x, y, weight, bias, offset, rectified=True)
+            error, prediction = self.error(weight, bias, y, offset, True)
             if error < best_error:
                 best, best_error = (weight, bias), error
-        return best
+        return best[0], best[1], best_error
 
 
 def _layer(target, graph, node: str, inputs: list):
@@ -77,9 +85,11 @@ def _columns(target, analysis, keep, width: int) -> np.ndarray:
 
 
 def fit_target(target, graph, node, inputs, rows, reference, addend, keep, analysis, ridge):
+    # rows: (the layer's rows, the columns of its full-width rows they hold, or None for all of them)
     """(replacements {(node, input index): tensor} for the layer's refit, or None when `reconstruct` would
     keep its weights: no gain, or a depthwise conv that lost channels, which it leaves as it is; and the
     layer's relative error after it, as `reconstruct` reports it)."""
+    rows, held = rows  # the rows, and the layer's columns they hold (None: every column)
     matrix, bias, store = _layer(target, graph, node, inputs)
     groups = target.geometry.groups if target.geometry is not None else 1
     out_size, width = len(matrix) // groups, matrix.shape[1]
@@ -96,17 +106,19 @@ def fit_target(target, graph, node, inputs, rows, reference, addend, keep, analy
     for g in range(groups):
         outs = out_index[(out_index >= g * out_size) & (out_index < (g + 1) * out_size)]
         local = np.flatnonzero(columns[g * width : (g + 1) * width])
-        xs = rows[:, g * width + local].astype(np.float64)
+        wanted = g * width + local
+        xs = rows[:, wanted if held is None else np.searchsorted(held, wanted)]
         span = slice(row_offset, row_offset + len(outs))
         row_offset += len(outs)
         ys, shift = y[:, span], offset[:, span]
         solver = _Ridge(xs, ridge, target.intercept)
         fitted_w, fitted_b = solver.fit(ys)
         if target.rectified:
-            fitted_w, fitted_b = solver.rectified(ys, fitted_w, fitted_b, shift)
-        old_w = matrix[np.ix_(outs, local)]
-        before += relative_error(xs, ys, old_w, bias[outs], shift, target.rectified) ** 2
-        after += relative_error(xs, ys, fitted_w, fitted_b, shift, target.rectified) ** 2
+            fitted_w, fitted_b, error = solver.rectified(ys, fitted_w, fitted_b, shift)
+        else:
+            error = solver.error(fitted_w, fitted_b, ys, shift, False)[0]
+        before += solver.error(matrix[np.ix_(outs, local)], bias[outs], ys, shift, target.rectified)[0] ** 2
+        after += error**2
         new_matrix[np.ix_(outs, local)] = fitted_w
         new_bias[outs] = fitted_b
     before, after = float(np.sqrt(before / groups)), float(np.sqrt(after / groups))

@@ -3,8 +3,10 @@
 - ``entropy`` (default, label-free, P2): R = -mean over measured layers of (mean spatial aura entropy of the
   kept maps / the same in the unpruned model). A dead map (constant: no spread, entropy 0) counts at the
   ceiling entropy log2(G^2), the entropy of pure noise, so losing a map's structure can never look good.
-- ``accuracy`` (AMC): top-1 accuracy on labelled images.
-- ``agreement`` (label-free): the share of images whose top-1 class matches the unpruned model's.
+- ``accuracy`` (AMC): top-1 accuracy on labelled images (smooth: the mean probability of the label).
+- ``agreement`` (label-free): the share of images whose top-1 class matches the unpruned model's (smooth:
+  the mean probability of that class).
+- ``refit`` (label-free, `Judge`): minus the share of their outputs the refitted layers lose.
 """
 
 from __future__ import annotations
@@ -74,10 +76,28 @@ def top1(logits: np.ndarray) -> np.ndarray:
     return logits.reshape(len(logits), logits.shape[1], -1).argmax(axis=1).reshape(len(logits), -1)
 
 
-def accuracy_reward(logits: np.ndarray, labels: np.ndarray) -> float:
-    predicted = top1(logits)
-    return float(np.mean(predicted[:, 0] == np.asarray(labels).reshape(-1)))
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over axis 1 of a (N, classes, ...) output, as (N, classes, positions)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z.reshape(len(z), z.shape[1], -1)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
-def agreement_reward(logits: np.ndarray, original: np.ndarray) -> float:
-    return float(np.mean(top1(logits) == top1(original)))
+def accuracy_reward(logits: np.ndarray, labels: np.ndarray, smooth: bool = False) -> float:
+    """Top-1 accuracy; ``smooth``: the mean probability given to the label (the accuracy expected of a
+    draw from the outputs), which orders plans that a few hundred images cannot tell apart by top-1."""
+    labels = np.asarray(labels).reshape(-1)
+    if smooth:
+        return float(np.mean(probabilities(logits)[np.arange(len(labels)), labels, 0]))
+    return float(np.mean(top1(logits)[:, 0] == labels))
+
+
+def agreement_reward(logits: np.ndarray, original: np.ndarray, smooth: bool = False) -> float:
+    """Top-1 agreement with the original's outputs; ``smooth``: the mean probability given to its class."""
+    reference = top1(original)
+    if not smooth:
+        return float(np.mean(top1(logits) == reference))
+    p = probabilities(logits)
+    picked = np.take_along_axis(p, reference[:, None, :], axis=1)
+    return float(np.mean(picked))

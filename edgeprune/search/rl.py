@@ -149,14 +149,16 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     held = min(settings.rerank_images, fit.count // 3)
     reranking = settings.rerank != "none" and settings.top_k > 1 and held >= 1
     search_data, rerank_data = fit.split(held, seed=seed) if reranking else (fit, None)
-    batches, labels = _images(search_data, settings.search_images, batch_size, seed)
-    judge = _judge(context, settings, batches, labels, settings.reward)
+    judged, rows = _judged_and_rows(search_data, settings, seed)
+    batches, labels = _images(judged, settings.search_images, batch_size, seed)
+    refit_rows = _images(rows, settings.refit_images, batch_size, seed)[0] if rows is not None else []
+    judge = _judge(context, settings, refit_rows, batches, labels, settings.reward)
     record = search(env, judge, settings, seed, context.progress)
     record.seconds.update({f"judge_{k}": round(v, 3) for k, v in judge.seconds.items()})
     winner, scores = record.best[0], []
     if reranking and len(record.best) > 1:
         rerank_batches, rerank_labels = _images(rerank_data, held, batch_size, seed)
-        referee = _judge(context, settings, rerank_batches, rerank_labels, settings.rerank)
+        referee = _judge(context, settings, refit_rows, rerank_batches, rerank_labels, settings.rerank)
         winner, scores = rerank(record.best, referee)
     summary = {
         "episodes": record.episodes,
@@ -171,10 +173,22 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     return winner.kept, record, summary
 
 
-def _judge(context, settings: SearchSettings, batches, labels, reward: str):
+def _judged_and_rows(data, settings: SearchSettings, seed: int):
+    """The images plans are judged on and, apart from them, those the reconstructed judge refits from (None
+    for the masked judge): at most half of them judged, so that both have some; with fewer than two images,
+    the refit reads the judged one too."""
+    if settings.judge != "reconstructed":
+        return data, None
+    if data.count < 2:
+        return data, data
+    rows, judged = data.split(min(settings.search_images, data.count // 2), seed=seed)
+    return judged, rows
+
+
+def _judge(context, settings: SearchSettings, rows, batches, labels, reward: str):
     """A judge of plans on ``batches``: as reconstruction would leave them (``judge = reconstructed``, the
-    default: `SequentialEvaluator`, refitting from these images with the run's reconstruction settings), or
-    masked before any reconstruction (``judge = masked``)."""
+    default: `SequentialEvaluator`, refitting from the images ``rows`` with the run's reconstruction
+    settings), or masked before any reconstruction (``judge = masked``)."""
     from edgeprune.search.judge import Judge, measured_layers
 
     model, analysis = context.model, context.analysis
@@ -184,16 +198,29 @@ def _judge(context, settings: SearchSettings, batches, labels, reward: str):
 
         rebuild = getattr(context, "reconstruction", None)
         layers = measured_layers(model, analysis) if reward == "entropy" else ()
+        count = sum(len(next(iter(b.values()))) for b in rows)
         evaluator = SequentialEvaluator(
             model,
             analysis,
-            batches,
+            list(rows) + list(batches),
             layers,
             samples_per_image=getattr(rebuild, "samples_per_image", 16),
             ridge=getattr(rebuild, "ridge", 1e-3),
             seed=context.seed,
+            fit_images=count,
+            judge_images=sum(len(next(iter(b.values()))) for b in batches),
         )
-    return Judge(model, analysis, batches, labels, reward, context.provider, settings.entropy_reference, evaluator)
+    return Judge(
+        model,
+        analysis,
+        batches,
+        labels,
+        reward,
+        context.provider,
+        settings.entropy_reference,
+        evaluator,
+        settings.smooth,
+    )
 
 
 def rl_strategy(context) -> Kept:

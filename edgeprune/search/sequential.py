@@ -11,7 +11,10 @@ solved, and the pass goes on with the new weights. On the same images, seed and 
 reconstruction, the outputs are that reconstructed model's (tested); on a few dozen images, a plan costs one
 forward pass and a small solve per layer, so a search can judge hundreds.
 
-The images are fixed when the evaluator is made; the first ``fit_images`` of them give the rows.
+The images are fixed when the evaluator is made: the first ``fit_images`` of them give the rows, and the
+last ``judge_images`` are the ones whose outputs `evaluate` returns. Judging a plan on the images its refit
+was fitted to flatters it (a refit of a few hundred rows per weight column fits them closely), so a search
+gives both and keeps them apart.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class SequentialEvaluator(MaskedEvaluator):
         ridge: float = 1e-3,
         seed: int = 0,
         fit_images: int | None = None,
+        judge_images: int | None = None,
     ) -> None:
         import torch
 
@@ -59,6 +63,7 @@ class SequentialEvaluator(MaskedEvaluator):
         }
         self.count = len(next(iter(self.inputs.values())))
         self.fit_images = min(fit_images or self.count, self.count)
+        self.judged = slice(self.count - min(judge_images or self.count, self.count), self.count)
         self._reference = self._original_references()
         self.last_fits: dict[str, dict] = {}
         self.last_errors: dict[str, float] = {}
@@ -93,12 +98,12 @@ class SequentialEvaluator(MaskedEvaluator):
             if target is None or node not in self._reference:
                 return None
             sites, reference = self._reference[node]
-            rows = self._rows(target, inputs[0].numpy()[: self.fit_images], sites)
+            rows, held = self._rows(target, inputs[0][: self.fit_images], sites, keep)
             addend = None
             if target.addend is not None and target.geometry is not None:
                 addend = outputs_at(peek(target.addend)[: self.fit_images].numpy(), 0, sites)
             found, error = fit_target(
-                target, self.graph, node, inputs, rows, reference, addend, keep, self.analysis, self.ridge
+                target, self.graph, node, inputs, (rows, held), reference, addend, keep, self.analysis, self.ridge
             )
             errors[node] = error
             if found:
@@ -107,22 +112,31 @@ class SequentialEvaluator(MaskedEvaluator):
 
         fits: dict[str, dict] = {}
         errors: dict[str, float] = {}
-        values = self.graph.run({**self.inputs, **self._masks(kept)}, names=self.names, refit=refit)
+        compute = _Narrow(self.analysis, keep) if kept else None
+        values = self.graph.run({**self.inputs, **self._masks(kept)}, names=self.names, refit=refit, compute=compute)
         self.last_fits = fits  # what the last plan refitted: {layer: {(node, input index): new value}}
         self.last_errors = errors  # each refitted layer's relative error after its refit (the refit reward)
-        return [{name: values[name].numpy() for name in self.names}]
+        return [{name: values[name][self.judged].numpy() for name in self.names}]
 
     def _masks(self, kept):
         import torch
 
         return {name: torch.from_numpy(mask) for name, mask in self.masks(kept).items()}
 
-    def _rows(self, target, x: np.ndarray, sites) -> np.ndarray:
+    def _rows(self, target, x, sites, keep) -> tuple[np.ndarray, np.ndarray | None]:
+        """The layer's rows and which of its columns they hold (None: all). A plain conv's are cut from its
+        kept input channels alone (the others are zero and left out of the fit anyway)."""
         if sites is None:
-            return x.reshape(len(x), -1)
+            return x.numpy().reshape(len(x), -1), None
         if target.channels_last:
-            return linear_rows(x, 0, sites)
-        return patches(x, 0, sites, target.geometry)
+            return linear_rows(x.numpy(), 0, sites), None
+        kept = self.analysis.kept_positions(target.input, keep)
+        if target.geometry.groups != 1 or kept is None or kept.all():
+            return patches(x.numpy(), 0, sites, target.geometry), None
+        channels = np.flatnonzero(kept)
+        kernel = target.geometry.kernel[0] * target.geometry.kernel[1]
+        held = (channels[:, None] * kernel + np.arange(kernel)).ravel()
+        return patches(x[:, torch_index(channels)].numpy(), 0, sites, target.geometry), held
 
 
 def _sites(target, shape, count: int, per_image: int, seed: int) -> np.ndarray | None:
@@ -133,3 +147,46 @@ def _sites(target, shape, count: int, per_image: int, seed: int) -> np.ndarray |
     if target.channels_last and len(shape) > 2:
         return sample_positions(np.arange(count), linear_positions(shape), 1, per_image, seed)
     return None
+
+
+def torch_index(positions: np.ndarray):
+    import torch
+
+    return torch.from_numpy(positions)
+
+
+class _Narrow:
+    """Runs each plain conv on the kept channels alone: its removed inputs are zero (masked) and its removed
+    outputs are zeroed by the masks of every layer that reads them, so the pass computes what the pruned
+    model does at a fraction of the cost (the full-width output is filled with zeros where channels went)."""
+
+    def __init__(self, analysis: ChannelAnalysis, keep: np.ndarray) -> None:
+        self.analysis, self.keep = analysis, keep
+
+    def _kept(self, tensor: str):
+        name = tensor.removesuffix(".masked")
+        if name not in self.analysis.tensors:
+            return None
+        kept = self.analysis.kept_positions(name, self.keep)
+        return None if kept is None or kept.all() else np.flatnonzero(kept)
+
+    def __call__(self, step, inputs: list) -> list | None:
+        import torch
+
+        if step.spec.op != "Conv" or int(step.spec.attrs.get("group", 1)) != 1 or inputs[1].dim() != 4:
+            return None
+        columns, rows = self._kept(step.inputs[0]), self._kept(step.outputs[0])
+        if columns is None and rows is None:
+            return None
+        x, weight, bias = inputs[0], inputs[1], inputs[2] if len(inputs) > 2 else None
+        if columns is not None:
+            x, weight = x[:, columns], weight[:, columns]
+        if rows is not None:
+            weight = weight[rows]
+            bias = bias[rows] if bias is not None else None
+        (narrow,) = step.kernel.fn(step.spec, [x, weight, bias])
+        if rows is None:
+            return [narrow]
+        full = torch.zeros((narrow.shape[0], inputs[1].shape[0], *narrow.shape[2:]), dtype=narrow.dtype)
+        full[:, torch.from_numpy(rows)] = narrow
+        return [full]

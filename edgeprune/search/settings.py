@@ -75,8 +75,15 @@ class SearchSettings:
     )
     episodes: int = setting(300, help="rl: search episodes.")
     search_time: float | None = setting(None, metavar="SECONDS", help="rl: stop the search after this many seconds.")
-    search_images: int = setting(64, help="rl: calibration images every episode is judged on.")
+    search_images: int = setting(
+        256, help="rl: calibration images every episode is judged on (at most half of those the search has)."
+    )
     rerank_images: int = 128
+    refit_images: int = setting(
+        256,
+        cli=False,
+        help="rl: calibration images, none of them judged, the reconstructed judge refits every plan from.",
+    )
     rerank: str = "agreement"
     top_k: int = 5
     min_ratio: float = 0.2
@@ -88,6 +95,12 @@ class SearchSettings:
         cli=False,
         choices=JUDGES,
         help="rl: judge plans as reconstruction would leave them (reconstructed) or masked before it (masked).",
+    )
+    smooth: bool = setting(
+        True,
+        cli=False,
+        help="rl: accuracy and agreement as the mean probability of the label (of the original's class), "
+        "not top-1: they rank plans better on a few hundred images.",
     )
     agent: AgentSettings = field(default_factory=AgentSettings)  # the [selection.rl.agent] table
 
@@ -102,8 +115,8 @@ class SearchSettings:
             raise InputError(f"--episodes must be at most {MAX_EPISODES}, got {self.episodes}")
         if self.search_time is not None and not 0 < self.search_time < float("inf"):
             raise InputError(f"--search-time must be a positive number of seconds, got {self.search_time}")
-        if self.search_images < 1 or self.rerank_images < 1 or self.top_k < 1:
-            raise InputError("--search-images, rerank_images and top_k must be at least 1")
+        if self.search_images < 1 or self.rerank_images < 1 or self.top_k < 1 or self.refit_images < 1:
+            raise InputError("--search-images, rerank_images, refit_images and top_k must be at least 1")
         if not 0.0 < self.min_ratio <= self.max_ratio <= 1.0:
             raise InputError(
                 f"rl keep ratios need 0 < min_ratio <= max_ratio <= 1, got {self.min_ratio}, {self.max_ratio}"
