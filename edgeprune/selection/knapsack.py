@@ -20,6 +20,7 @@ no single step more would. Deterministic: no random choice, ties to the lower gr
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -92,17 +93,21 @@ class _Problem:
     def meets(self, choice) -> bool:
         return self.selector.meets(self.plan(choice))
 
-    def curves(self, choice) -> list[np.ndarray]:
-        """Per group, the usage of the plan with that group at each of its counts and the others at ``choice``."""
+    def curves(self, choice, probes: int) -> list[np.ndarray]:
+        """Per group, the usage of the plan with that group at each of its counts and the others at ``choice``:
+        priced exactly at ``probes`` counts spread over its range (and its own), linear in between (MACs and
+        params are at most quadratic in one group's count, so a group of thousands of channels needs no more)."""
         base = self.mask(choice)
         curves = []
-        for option in self.options:
+        for option, current in zip(self.options, choice):
             keep = base.copy()
+            size = len(option.counts)
+            priced = sorted(set(np.linspace(0, size - 1, min(probes, size)).round().astype(int).tolist()) | {current})
             values = []
-            for pattern in option.keeps:
-                keep[option.members] = pattern
+            for index in priced:
+                keep[option.members] = option.keeps[index]
                 values.append(self.selector.usage(keep))
-            curves.append(np.asarray(values))
+            curves.append(np.interp(np.arange(size), priced, values))
         return curves
 
     def uniform(self) -> list[int]:
@@ -124,7 +129,9 @@ class _Problem:
         return choice
 
 
-def select_knapsack(selector: Selector, scores: Mapping[str, np.ndarray], passes: int = 8, resolution: int = 2000):
+def select_knapsack(
+    selector: Selector, scores: Mapping[str, np.ndarray], passes: int = 8, resolution: int = 2000, probes: int = 32
+):
     """The plan of least summed refit loss within the budget (see the module docstring)."""
     selector.check_reachable(scores)
     problem = _Problem(selector, scores)
@@ -132,7 +139,7 @@ def select_knapsack(selector: Selector, scores: Mapping[str, np.ndarray], passes
     choice = problem.uniform()
     seen = {tuple(choice)}
     for _ in range(passes):
-        curves = problem.curves(choice)
+        curves = problem.curves(choice, probes)
         base = problem.usage(choice)
         lowest = [float(c.min()) for c in curves]
         costs = [np.maximum(c - low, 0.0) for c, low in zip(curves, lowest)]
@@ -166,43 +173,51 @@ def _check_priced(problem: _Problem) -> None:
 
 
 def _repair(problem: _Problem, choice: list[int]) -> list[int]:
-    """Priced exactly: step counts down while over the budget, then up while a step still fits, each time the
-    step with the best loss per usage."""
-    choice = list(choice)
-    while not problem.meets(choice):
-        now, best = problem.usage(choice), None
-        for g, option in enumerate(problem.options):
-            if choice[g] == 0:
-                continue
-            trial = choice[:g] + [choice[g] - 1] + choice[g + 1 :]
-            saved = now - problem.usage(trial)
-            if saved <= 0:
-                continue
-            rate = (option.losses[choice[g] - 1] - option.losses[choice[g]]) / saved
-            if best is None or rate < best[0]:
-                best = (rate, trial)
-        if best is None:
-            break  # nothing left to remove; check_reachable has ruled this out
-        choice = best[1]
-    while True:
-        now, best = problem.usage(choice), None
-        for g, option in enumerate(problem.options):
-            if choice[g] + 1 >= len(option.counts):
-                continue
-            trial = choice[:g] + [choice[g] + 1] + choice[g + 1 :]
-            if not problem.meets(trial):
-                continue
-            gained = option.losses[choice[g]] - option.losses[choice[g] + 1]
-            rate = gained / max(problem.usage(trial) - now, 1e-12)
-            if best is None or rate > best[0]:
-                best = (rate, trial)
-        if best is None:
-            return choice
-        choice = best[1]
+    """Priced exactly: counts step down while the plan is over the budget, then up while a step still fits,
+    each time the step of least loss per share of the budget (lazy greedy: a step's rate is priced again only
+    when it comes to the top, since the others' hardly move when one group does)."""
+    return _greedy(problem, _greedy(problem, list(choice), down=True), down=False)
+
+
+def _greedy(problem: _Problem, choice: list[int], down: bool) -> list[int]:
+    if down and problem.meets(choice):
+        return choice
+    now = problem.usage(choice)
+
+    def rate(g: int) -> float | None:
+        """Loss added per usage saved (down), or minus loss saved per usage spent (up); None: no such step."""
+        option, index = problem.options[g], choice[g] + (-1 if down else 1)
+        if not 0 <= index < len(option.counts):
+            return None
+        trial = choice[:g] + [index] + choice[g + 1 :]
+        change = problem.usage(trial) - now
+        if down:
+            return (option.losses[index] - option.losses[choice[g]]) / -change if change < 0 else None
+        if not problem.meets(trial):
+            return None  # usage only grows as the fill goes on: this step never fits again
+        return (option.losses[index] - option.losses[choice[g]]) / max(change, 1e-12)
+
+    heap = [(r, g) for g in range(len(choice)) if (r := rate(g)) is not None]
+    heapq.heapify(heap)
+    while heap and not (down and problem.meets(choice)):
+        _, g = heapq.heappop(heap)
+        fresh = rate(g)
+        if fresh is None:
+            continue
+        if heap and fresh > heap[0][0]:
+            heapq.heappush(heap, (fresh, g))
+            continue
+        choice[g] += -1 if down else 1
+        now = problem.usage(choice)
+        following = rate(g)
+        if following is not None:
+            heapq.heappush(heap, (following, g))
+    return choice
 
 
 def knapsack_strategy(context) -> Kept:
     settings = context.settings
     passes = getattr(settings, "passes", 8)
     resolution = getattr(settings, "resolution", 2000)
-    return select_knapsack(context.selector, context.scores, passes, resolution)
+    probes = getattr(settings, "probes", 32)
+    return select_knapsack(context.selector, context.scores, passes, resolution, probes)

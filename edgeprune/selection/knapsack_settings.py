@@ -29,10 +29,15 @@ class KnapsackSettings:
     resolution: int = setting(
         2000, cli=False, help="knapsack: bins the budget is cut into for the exact dynamic programme."
     )
+    probes: int = setting(
+        32, cli=False, help="knapsack: counts of each group priced exactly in a pass (linear in between)."
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.passes, bool) or not 1 <= self.passes <= 100:
             raise InputError(f"knapsack passes must be a whole number from 1 to 100, got {self.passes!r}")
+        if isinstance(self.probes, bool) or not 2 <= self.probes <= 100_000:
+            raise InputError(f"knapsack probes must be a whole number from 2 to 100000, got {self.probes!r}")
         if isinstance(self.resolution, bool) or not 10 <= self.resolution <= 1_000_000:
             raise InputError(
                 f"knapsack resolution must be a whole number of bins from 10 to 1000000, got {self.resolution!r}"
