@@ -1,5 +1,5 @@
 """Depth pruning: removable residual blocks, depth and mixed plans with proof, the latency they save, and
-`optimize --strategy semiotic --depth` end to end (docs/methods.md#depth-pruning)."""
+`optimize --strategy semiotic --depth` end to end (docs/results-depth.md)."""
 
 from __future__ import annotations
 

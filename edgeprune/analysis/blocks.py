@@ -1,4 +1,4 @@
-"""Residual blocks that can be removed whole: depth pruning (docs/methods.md#depth-pruning).
+"""Residual blocks that can be removed whole: depth pruning (docs/results-depth.md).
 
 A residual join is an Add of two feature maps of one shape. It is a *removable block* when one operand is
 the block's input itself (an identity shortcut) and the other a branch computed from that input alone,
@@ -263,10 +263,14 @@ def _node_macs(model: ModelGraph) -> dict[str, int] | None:
         weight = math.prod(weights[node.input[1]])
         if node.op_type in ("Conv", "ConvTranspose"):
             spatial = out[2:] if node.op_type == "Conv" else model.shapes.get(node.input[0], (0, 0))[2:]
-            macs[node.name] = weight * math.prod(int(d) for d in spatial)
+            macs[node.name] = weight * _product(spatial)
         else:  # Gemm, MatMul: one weight product per row of the output
-            macs[node.name] = weight * math.prod(int(d) for d in out[1:-1])
+            macs[node.name] = weight * _product(out[1:-1])
     return macs
+
+
+def _product(dims) -> int:
+    return math.prod(d if isinstance(d, int) and d > 0 else 1 for d in dims)
 
 
 def removed_positions(analysis: ChannelAnalysis, blocks: tuple[ResidualBlock, ...]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Depth pruning by the semiotic rule (P3; docs/methods.md#depth-pruning): remove the residual blocks that
+"""Depth pruning by the semiotic rule (P3; docs/results-depth.md): remove the residual blocks that
 superize least, one at a time, while the measure holds.
 
 Each step measures, on the model as it stands (the blocks removed so far bypassed and the layers after them
@@ -55,47 +55,64 @@ class DepthResult:
 
 def remove_blocks(context, depth: DepthSettings, batches: Sequence, levels: int | None = None) -> DepthResult:
     """The depth phase of a strategy: ``context`` a `SelectionContext`, ``batches`` the curve images."""
-    selector, model = context.selector, context.model
-    blocks = find_blocks(model, context.analysis)
+    selector = context.selector
+    blocks = find_blocks(context.model, context.analysis)
     candidates = [b for b in blocks.blocks if b.internal_groups]
     if not candidates and depth.mode == "only":
         raise InputError(
             "--depth only: the model has no removable residual block (an identity shortcut around a branch "
             "with a channel group of its own); `edgeprune inspect` lists the residual joins and why; use --depth on"
         )
-    refit_set, judge_set = context.fit.split(JUDGE_SHARE, seed=context.seed)
-    removed: list[ResidualBlock] = []
-    rejected: set[str] = set()
-    steps: list[DepthStep] = []
-    current = model
-    while not selector.meets(with_removed({}, removed)):
-        open_ = [
+    search = _Search(context, depth, batches, levels)
+    while not selector.meets(with_removed({}, search.removed)):
+        taken = [
             b
             for b in candidates
-            if b not in removed and b.id not in rejected and stage_allows(blocks, [r.id for r in removed], b, depth.stage_keep)
+            if b not in search.removed
+            and b.id not in search.rejected
+            and stage_allows(blocks, [r.id for r in search.removed], b, depth.stage_keep)
         ]
-        if not open_:
+        if not taken or not search.step(taken):
             break
-        deltas = block_deltas(current, open_, removed, batches, levels, context.provider)
-        taken = None
-        for block in sorted(open_, key=lambda b: (abs(deltas[b.id]), open_.index(b))):
-            trial = [*removed, block]
-            rebuilt, drop = _judge(context, trial, refit_set, judge_set)
-            steps.append(DepthStep(block.id, round(deltas[block.id], 6), round(drop, 3), drop <= depth.guard + 1e-9))
-            logger.info("depth: %s (Delta H %.4f) loses %.2f points: %s", block.id, deltas[block.id], drop,
-                        "removed" if steps[-1].taken else "kept")
-            if steps[-1].taken:
-                taken, current = block, rebuilt
-                break
-            rejected.add(block.id)
-        if taken is None:
-            break
-        removed.append(taken)
+    removed = search.removed
     met = selector.meets(with_removed({}, removed))
-    logger.info("depth: %d of %d removable blocks removed (%d tried)", len(removed), len(candidates), len(steps))
+    logger.info("depth: %d of %d removable blocks removed (%d tried)", len(removed), len(candidates), len(search.steps))
     if depth.mode == "only" and not met:
         raise BudgetError(_short_of(selector, removed, depth))
-    return DepthResult(tuple(removed), current, tuple(steps), met)
+    return DepthResult(tuple(removed), search.current, tuple(search.steps), met)
+
+
+class _Search:
+    """The state of the greedy: blocks taken, blocks rejected, every try, the current (refitted) model."""
+
+    def __init__(self, context, depth: DepthSettings, batches: Sequence, levels: int | None) -> None:
+        self.context, self.depth, self.batches, self.levels = context, depth, batches, levels
+        self.refit_set, self.judge_set = context.fit.split(JUDGE_SHARE, seed=context.seed)
+        self.removed: list[ResidualBlock] = []
+        self.rejected: set[str] = set()
+        self.steps: list[DepthStep] = []
+        self.current = context.model
+
+    def step(self, open_: Sequence[ResidualBlock]) -> bool:
+        """Try the open blocks, least |Delta H| first, until one holds the guard; False when none does."""
+        deltas = block_deltas(self.current, open_, self.removed, self.batches, self.levels, self.context.provider)
+        for block in sorted(open_, key=lambda b: (abs(deltas[b.id]), open_.index(b))):
+            rebuilt, drop = _judge(self.context, [*self.removed, block], self.refit_set, self.judge_set)
+            taken = drop <= self.depth.guard + 1e-9
+            self.steps.append(DepthStep(block.id, round(deltas[block.id], 6), round(drop, 3), taken))
+            logger.info(
+                "depth: %s (Delta H %.4f) loses %.2f points: %s",
+                block.id,
+                deltas[block.id],
+                drop,
+                "removed" if taken else "kept",
+            )
+            if taken:
+                self.removed.append(block)
+                self.current = rebuilt
+                return True
+            self.rejected.add(block.id)
+        return False
 
 
 def _short_of(selector, removed: Sequence[ResidualBlock], depth: DepthSettings) -> str:

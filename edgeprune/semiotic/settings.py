@@ -13,7 +13,7 @@ DEPTH_MODES = ("off", "on", "only")
 
 @dataclass(frozen=True)
 class DepthSettings:
-    """Depth pruning (docs/methods.md#depth-pruning), from the ``[selection]`` table's ``depth`` keys.
+    """Depth pruning (docs/results-depth.md), from the ``[selection]`` table's ``depth`` keys.
 
     ``mode``: ``off`` (channels only), ``on`` (remove blocks first, then channels if the budget needs more),
     ``only`` (blocks, no channels). ``guard``: a block goes only if the held-out measure of a part of the

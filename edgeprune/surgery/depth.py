@@ -1,4 +1,4 @@
-"""Depth surgery: removing whole residual blocks (docs/methods.md#depth-pruning).
+"""Depth surgery: removing whole residual blocks (docs/results-depth.md).
 
 A plan removes a block by naming it in ``removed_blocks`` or by keeping no channel of any group inside it
 (`resolve_blocks` reads both). Surgery cuts the plan's channels first, in the original model's groups, and
