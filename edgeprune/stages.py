@@ -61,7 +61,8 @@ def cut(
     progress: Progress | None = None,
     clock: StageClock | None = None,
 ) -> PruneOutcome:
-    """Select to ``selector``'s budget from scores already measured, cut, prove, reconstruct."""
+    """Select to ``selector``'s budget from scores already measured, cut, prove, reconstruct. ``scoring``
+    (`score_channels`' record) may carry the consumer statistics reconstruction reuses."""
     clock = clock or StageClock({})
     chosen = settings.selection.strategy
     context = SelectionContext(
@@ -116,6 +117,8 @@ def cut(
             batch_size=settings.batch_size,
             provider=settings.provider,
             seed=settings.seed,
+            statistics=getattr(scoring, "statistics", None),  # scoring's Gram sums, where inputs did not change
+            progress=progress,
         )
         clock.lap("reconstruct")
     return PruneOutcome(plan, pruned, final, proof, scores, scoring, refit)

@@ -25,6 +25,7 @@ CORPUS_ARCHITECTURES: tuple[str, ...] = (
     "two_in_two_out",
     "unet",
     "convnext",
+    "yolox",
 )
 EXPORTERS: tuple[str, ...] = ("legacy", "dynamo")
 

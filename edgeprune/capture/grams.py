@@ -6,9 +6,10 @@ the rows X of its least-squares problem: im2col patches of its input at sampled 
 positions reconstruction uses), whole input rows for a Gemm or a MatMul on an N,C matrix, or, for a MatMul on
 the last axis of an N,H,W,C map (a ConvNeXt-style MLP), its input vectors at sampled sites (again those
 reconstruction samples). Its original outputs there are Y = X W^T + b with its own weights, so they need not
-be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (each batch's
-product in float32, the running sums in float64), so memory is set by the layer sizes and does not grow with
-the number of images, and the capture asks ONNX Runtime for nothing but the consumers' inputs.
+be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (float64
+products of the float32 rows: exact enough for reconstruction to fit from them, `reconstruct.reuse`), so
+memory is set by the layer sizes and does not grow with the number of images, and the capture asks ONNX
+Runtime for nothing but the consumers' inputs.
 """
 
 from __future__ import annotations
@@ -76,16 +77,13 @@ class ConsumerGram:
     def flush(self) -> None:
         if not self.pending:
             return
-        x = np.concatenate(self.pending)
+        x = np.concatenate(self.pending).astype(np.float64)
         self.pending.clear()
         self.pending_rows = 0
-        with np.errstate(over="ignore"):
-            product = x.T @ x
-        if not np.isfinite(product).all():  # values too large to square in float32
-            x = x.astype(np.float64)
-            product = x.T @ x
-        self.xx += product
-        self.x_sum += x.sum(axis=0, dtype=np.float64)
+        # float64 products (np.dot spots X^T X and takes half the work): the sums are exact enough for
+        # reconstruction to fit from them (`reconstruct.reuse`), which float32 products were not
+        self.xx += np.dot(x.T, x)
+        self.x_sum += x.sum(axis=0)
 
     def centred(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(X^T X, X^T Y, ||Y||^2) of the centred rows, Y the original outputs: the statistics of a
@@ -104,6 +102,7 @@ class ConsumerGrams:
     images: int
     samples_per_image: int
     seconds: dict = field(default_factory=dict)  # "inference" (ONNX Runtime) and "statistics"
+    seed: int = 0  # of the sampled sites
     solved: dict = field(default_factory=dict, repr=False, compare=False)  # fits kept between groups (scoring)
 
 
@@ -194,7 +193,7 @@ def capture_grams(
     """One pass of ``model`` over ``calibration``, summing every linear consumer's least-squares statistics."""
     consumers = linear_consumers(model, analysis)
     if not consumers:  # nothing to measure: every group falls back to the weight criterion
-        return ConsumerGrams((), calibration.count, samples_per_image, {"inference": 0.0, "statistics": 0.0})
+        return ConsumerGrams((), calibration.count, samples_per_image, {"inference": 0.0, "statistics": 0.0}, seed)
     runner = ActivationRunner(model, [c.input for c in consumers], provider)
     grams = [ConsumerGram.empty(c) for c in consumers]
     sizes = {c.node: _sampled_size(model, c) for c in consumers if c.geometry is not None or c.sites}
@@ -233,4 +232,42 @@ def capture_grams(
         gram.flush()
     statistics += time.perf_counter() - start
     seconds = {"inference": round(inference, 4), "statistics": round(statistics, 4)}
-    return ConsumerGrams(tuple(grams), first, samples_per_image, seconds)
+    return ConsumerGrams(tuple(grams), first, samples_per_image, seconds, seed)
+
+
+def fixed_inputs(model: ModelGraph, analysis: ChannelAnalysis, grams: ConsumerGrams) -> ConsumerGrams:
+    """Only the consumers whose inputs no plan can change: no layer before them reads a prunable group's
+    channels (what reconstruction may fit from these statistics without a pass; `reconstruct.reuse`).
+    Kept past scoring instead of every consumer's, they hold a few layers' matrices, not the model's."""
+    prunable = {i for i, g in enumerate(analysis.groups) if g.prunable}
+    cutting = {
+        node
+        for node, tensor in analysis.reducing_edges
+        if tensor in analysis.tensors
+        and prunable & set(analysis.class_group[analysis.tensors[tensor].classes].tolist())
+    }
+    producer = {out: node for node in model.proto.graph.node for out in node.output}
+    moving: dict[str, bool] = {}
+
+    def moves(tensor: str) -> bool:  # iterative: deep models would overflow a recursion
+        stack = [tensor]
+        while stack:
+            name = stack[-1]
+            node = producer.get(name)
+            if name in moving:
+                stack.pop()
+                continue
+            if node is None:
+                moving[name] = False
+                stack.pop()
+                continue
+            todo = [i for i in node.input if i and i not in moving]
+            if todo:
+                stack.extend(todo)
+                continue
+            moving[name] = node.name in cutting or any(moving.get(i, False) for i in node.input if i)
+            stack.pop()
+        return moving[tensor]
+
+    kept = tuple(g for g in grams.grams if not moves(g.consumer.input))
+    return ConsumerGrams(kept, grams.images, grams.samples_per_image, grams.seconds, grams.seed)

@@ -25,18 +25,29 @@ class _ConsumerFit:
     """One consumer's fit, restricted to the columns of one group that are still present.
 
     Only the group's own block of the inverse Gram matrix and of the fitted weights is kept: removing the
-    group's columns changes the fit of the other columns, but not what the next removal costs."""
+    group's columns changes the fit of the other columns, but not what the next removal costs.
+
+    The columns still present are the leading ``size`` rows and columns of ``inverse`` (and rows of
+    ``weight``): a removal first swaps its columns to the end of that block, then updates the block in
+    place, so no step copies or allocates the D x D matrix (on a 4,608-column conv, copying it at every
+    step cost more than the arithmetic)."""
 
     def __init__(
         self, inverse: np.ndarray, weight: np.ndarray, y_square: float, owner: np.ndarray, channels: int
     ) -> None:
         order = np.argsort(owner, kind="stable")
-        self.inverse, self.weight = inverse[np.ix_(order, order)], weight[order]
+        ordered = bool(np.all(order == np.arange(len(order))))
+        # the caller's private copies (the updates below happen in place), reordered when they must be
+        self.inverse = np.ascontiguousarray(inverse if ordered else inverse[np.ix_(order, order)], dtype=np.float64)
+        self.weight = np.ascontiguousarray(weight if ordered else weight[order], dtype=np.float64)
         self.scale = 1.0 / y_square
+        self.size = len(owner)
         present = np.unique(owner)
         self.slot = np.full(channels, -1)  # per group channel: its row of ``columns``, -1 if not read here
         self.slot[present] = np.arange(len(present))
         self.columns = np.arange(len(owner)).reshape(len(present), -1)  # every channel owns as many columns
+        self.at = np.arange(len(owner))  # position -> (flat) entry of ``columns`` that lives there
+        self.buffer = np.empty(self.size * self.size)  # scratch for the update's product
 
     def costs(self, channels: np.ndarray) -> np.ndarray:
         """Added relative residual of removing each of ``channels`` on its own (0 where not read here)."""
@@ -55,19 +66,38 @@ class _ConsumerFit:
         slots = slots[slots >= 0]
         if not len(slots):
             return 0.0
-        cols = self.columns[slots].ravel()
-        block_inverse = np.linalg.inv(self.inverse[np.ix_(cols, cols)])
-        across = self.inverse[:, cols]
-        change = block_inverse @ self.weight[cols]
-        added = float(np.sum(self.weight[cols] * change)) * self.scale
-        keep = np.ones(len(self.weight), dtype=bool)
-        keep[cols] = False
-        across = across[keep]
-        self.weight = self.weight[keep] - across @ change
-        self.inverse = self.inverse[np.ix_(keep, keep)] - across @ (block_inverse @ across.T)
+        self._to_end(self.columns[slots].ravel())
+        kept, size = self.size - self.columns[slots].size, self.size
+        p, w = self.inverse, self.weight
+        block_inverse = np.linalg.inv(p[kept:size, kept:size])
+        across = np.ascontiguousarray(p[:kept, kept:size])
+        change = block_inverse @ w[kept:size]
+        added = float(np.sum(w[kept:size] * change)) * self.scale
+        w[:kept] -= across @ change
+        if kept:
+            product = self.buffer[: kept * kept].reshape(kept, kept)
+            np.matmul(across, (across @ block_inverse).T, out=product)  # the block is symmetric
+            p[:kept, :kept] -= product
+        self.size = kept
         self.slot[channels] = -1
-        self.columns = (np.cumsum(keep) - 1)[self.columns]  # rows of removed channels are never read again
         return added
+
+    def _to_end(self, positions: np.ndarray) -> None:
+        """Swap the columns at ``positions`` with the last ones of the present block (rows, columns, weights)."""
+        size, count = self.size, len(positions)
+        tail = np.arange(size - count, size)
+        leaving = np.setdiff1d(positions, tail)  # to move back
+        staying = np.setdiff1d(tail, positions)  # present columns now at the end: they take the others' places
+        if len(leaving):
+            p, w = self.inverse, self.weight
+            a, b = np.concatenate([leaving, staying]), np.concatenate([staying, leaving])
+            p[a, :size] = p[b, :size]
+            p[:size, a] = p[:size, b]
+            w[a] = w[b]
+            flat = self.columns.reshape(-1)
+            moved = self.at[b]
+            flat[moved] = a
+            self.at[a] = moved
 
 
 def removal_scores(
@@ -89,9 +119,10 @@ def removal_scores(
         if y_square <= 0.0:
             continue
         cols = np.flatnonzero(mine)
+        whole = len(cols) == len(mine)  # the usual case: a consumer of this group alone; its block is all
         fits.append(
             _ConsumerFit(
-                inverse[np.ix_(cols, cols)],
+                inverse.copy() if whole else inverse[np.ix_(cols, cols)],
                 weight[cols],
                 y_square,
                 analysis.class_index[gram.consumer.columns[cols]],
@@ -104,7 +135,7 @@ def removal_scores(
     scores = np.zeros(group.channels)
     lost = 0.0
     while len(alive):
-        costs = sum(fit.costs(alive) for fit in fits)
+        costs = np.sum([fit.costs(alive) for fit in fits], axis=0)
         take = np.argsort(costs, kind="stable")[: max(1, len(alive) // chunk)]
         scores[alive[take]] = lost + costs[take]  # within a step, the cheaper goes first
         lost += sum(fit.remove(alive[take]) for fit in fits)
@@ -120,8 +151,9 @@ def _solution(grams, position: int, analysis: ChannelAnalysis, ridge: float):
     if entry is None:
         xx, xy, y_square = grams.grams[position].centred()
         penalty = ridge * max(float(np.trace(xx)) / max(len(xx), 1), 1e-12)
-        inverse = np.linalg.inv(xx + penalty * np.eye(len(xx)))
-        prunable = {analysis.group_index(g.id) for g in analysis.prunable_groups}
+        xx[np.diag_indices_from(xx)] += penalty  # in place: ``centred`` made a new matrix
+        inverse = np.linalg.inv(xx)
+        prunable = {i for i, g in enumerate(analysis.groups) if g.prunable}  # all of them, however scored
         readers = len(prunable & set(analysis.class_group[grams.grams[position].consumer.columns].tolist()))
         entry = grams.solved[position] = [inverse, inverse @ xy, y_square, readers]
     entry[3] -= 1

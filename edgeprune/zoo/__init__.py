@@ -27,6 +27,7 @@ from edgeprune.zoo import (  # noqa: F401, E402
     shufflenet,
     unet,
     vgg,
+    yolox,
 )
 from edgeprune.zoo._blocks import randomize_parameters
 from edgeprune.zoo._registry import ARCHITECTURES, INPUT_SHAPES, register_architecture
