@@ -189,7 +189,13 @@ def test_the_latency_saved_is_the_removed_layers_overhead():
     analysis = analyze(model)
     blocks = find_blocks(model, analysis).blocks
     roof = Roofline(MappingProxyType({"fp32": 1e30}), 1e30, 1.0, layer_overhead_us=10.0)
-    device = replace(resolve_device("host"), roofline=roof, layers=MappingProxyType({}), models=MappingProxyType({}))
+    device = replace(
+        resolve_device("host"),
+        roofline=roof,
+        layers=MappingProxyType({}),
+        models=MappingProxyType({}),
+        measured_overhead_us=None,
+    )
     latency = LatencyModel(device, model, analysis)
     assert latency.predict_full() == pytest.approx(len(latency.layers) * 0.010)  # launch-bound: overhead alone
     for count in (1, 3):
