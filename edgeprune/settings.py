@@ -22,6 +22,7 @@ from edgeprune.semiotic.settings import DEPTH_MODES, DepthSettings, SemioticSett
 from edgeprune.settings_tree import COMMAND_LINE, from_dict, setting, to_dict, to_toml
 
 SETTINGS_VERSION = 1  # bumped when a key changes meaning; a report of another version is not replayed
+CHOSEN_BY_CRITERION = "default"  # the strategy when none is given: resolved by OptimizeSettings (never written)
 DEFAULT_GOAL_DROP = 1.0  # points of held-out accuracy (or agreement) the goal mode may lose by default
 CALIB_HELP = "Calibration data: a folder of images (class sub-folders give labels) or a .npz/.npy file."
 
@@ -166,11 +167,12 @@ class SelectionSettings:
     SECTION: ClassVar[str] = "Strategy"
 
     strategy: str = setting(
-        "mi",
+        CHOSEN_BY_CRITERION,
         choices=_strategies,
-        help="mi: global ranking by the criterion; knapsack: the counts of least summed refit loss "
-        "within the budget (needs --criterion refit-error); uniform: the same ratio in every layer; rl: "
-        "the RL agent; semiotic: greedy, where the superization curve changes least.",
+        help="knapsack: the counts of least summed refit loss within the budget (needs --criterion "
+        "refit-error); mi: global ranking by the criterion; uniform: the same ratio in every layer; rl: "
+        "the RL agent; semiotic: greedy, where the superization curve changes least [default: knapsack, "
+        "mi with a criterion that gives no refit loss].",
     )
     normalise: str = setting(
         "mean",
@@ -318,10 +320,14 @@ class OptimizeSettings:
             raise InputError(f"batch-size must be positive, got {self.batch_size}")
         if self.recovery.finetune_steps > 1 and not self.recovery.enabled:
             raise InputError("finetune-steps needs training between the steps: add finetune-epochs or finetune-time")
+        if self.selection.strategy == CHOSEN_BY_CRITERION:  # not given: chosen on a validation split
+            chosen = "knapsack" if self.scoring.criterion in LOSS_CRITERIA else "mi"  # (docs/results-search.md)
+            object.__setattr__(self, "selection", replace(self.selection, strategy=chosen))
         if self.selection.strategy == "knapsack" and self.scoring.criterion not in LOSS_CRITERIA:
             raise InputError(
                 f"--strategy knapsack reads each group's refit loss curve, which --criterion "
-                f"{self.scoring.criterion} does not give; use --criterion {' or '.join(LOSS_CRITERIA)}"
+                f"{self.scoring.criterion} does not give; use --criterion {' or '.join(LOSS_CRITERIA)}, or "
+                "--strategy mi to rank by it"
             )
 
     # --- the one set of keys -------------------------------------------------------------------------

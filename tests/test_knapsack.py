@@ -60,6 +60,8 @@ def test_real_costs_are_rounded_up_so_every_answer_fits():
         found = solve(losses, costs, 1.3, resolution=50)
         assert found is None or sum(c[i] for c, i in zip(costs, found)) <= 1.3
     assert solve([np.zeros(2)], [np.array([2.0, 3.0])], 1.0) is None
+    assert solve([np.array([0.5, 0.1, 0.3])], [np.array([0.0, 0.2, 0.0])], 0.0) == [2]  # no room: the free ones
+    assert solve([np.array([0.5])], [np.array([0.2])], 0.0) is None
 
 
 def test_the_loss_of_a_kept_set_is_the_largest_score_it_drops():

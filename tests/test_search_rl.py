@@ -105,9 +105,11 @@ def test_accuracy_and_agreement_rewards():
     assert agreement_reward(logits, logits * 2) == 1.0
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     assert accuracy_reward(logits, np.array([1, 0, 0]), smooth=True) == pytest.approx((p[0, 1] + p[1, 0] + p[2, 0]) / 3)
-    assert agreement_reward(logits, logits * 2, smooth=True) == pytest.approx(p.max(axis=1).mean())
-    sure = logits * 50  # the smooth forms tell apart what top-1 cannot: how sure the right answers are
-    assert agreement_reward(sure, logits, smooth=True) > agreement_reward(logits, logits, smooth=True)
+    assert agreement_reward(logits, logits, smooth=True) == pytest.approx(0.0, abs=1e-12)
+    q = np.exp(logits * 2) / np.exp(logits * 2).sum(axis=1, keepdims=True)
+    kl = np.sum(q * (np.log(q) - np.log(p)), axis=1).mean()
+    assert agreement_reward(logits, logits * 2, smooth=True) == pytest.approx(-kl)  # top-1 agrees, KL does not
+    assert agreement_reward(logits * 1.5, logits * 2, smooth=True) > agreement_reward(logits, logits * 2, smooth=True)
 
 
 def test_every_episode_meets_a_latency_budget(resnet):

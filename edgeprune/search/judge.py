@@ -42,8 +42,8 @@ class Judge:
     ``evaluator``: what computes a plan's outputs; by default the masked network before reconstruction
     (`MaskedEvaluator`). With a `SequentialEvaluator` plans are judged as reconstruction would leave
     them, and the ``refit`` reward (minus the sum over the refitted layers of their squared relative error
-    after the refit: the share of their output lost) can be used. ``smooth``: accuracy and agreement as
-    the mean probability of the label or of the original's class (`rewards.accuracy_reward`)."""
+    after the refit: the share of their output lost) can be used. ``smooth``: accuracy as the mean
+    probability of the label, agreement as minus the KL divergence from the original's outputs (`rewards`)."""
 
     def __init__(
         self,

@@ -5,7 +5,7 @@
   ceiling entropy log2(G^2), the entropy of pure noise, so losing a map's structure can never look good.
 - ``accuracy`` (AMC): top-1 accuracy on labelled images (smooth: the mean probability of the label).
 - ``agreement`` (label-free): the share of images whose top-1 class matches the unpruned model's (smooth:
-  the mean probability of that class).
+  minus the KL divergence of the outputs from the unpruned model's).
 - ``refit`` (label-free, `Judge`): minus the share of their outputs the refitted layers lose.
 """
 
@@ -94,10 +94,11 @@ def accuracy_reward(logits: np.ndarray, labels: np.ndarray, smooth: bool = False
 
 
 def agreement_reward(logits: np.ndarray, original: np.ndarray, smooth: bool = False) -> float:
-    """Top-1 agreement with the original's outputs; ``smooth``: the mean probability given to its class."""
-    reference = top1(original)
+    """Top-1 agreement with the original's outputs; ``smooth``: minus the mean KL divergence of the outputs
+    from the original's, KL(original || pruned) per image (and position): zero for the original itself.
+    Of the smooth forms measured (docs/results-search.md) it ranks plans closest to the truth."""
     if not smooth:
-        return float(np.mean(top1(logits) == reference))
-    p = probabilities(logits)
-    picked = np.take_along_axis(p, reference[:, None, :], axis=1)
-    return float(np.mean(picked))
+        return float(np.mean(top1(logits) == top1(original)))
+    p, q = probabilities(logits), probabilities(original)
+    kl = np.sum(q * (np.log(np.maximum(q, 1e-12)) - np.log(np.maximum(p, 1e-12))), axis=1)
+    return -float(np.mean(kl))

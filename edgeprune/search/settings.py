@@ -99,8 +99,8 @@ class SearchSettings:
     smooth: bool = setting(
         True,
         cli=False,
-        help="rl: accuracy and agreement as the mean probability of the label (of the original's class), "
-        "not top-1: they rank plans better on a few hundred images.",
+        help="rl: accuracy as the mean probability of the label, agreement as minus the KL divergence "
+        "from the original's outputs, not top-1: they rank plans better on a few hundred images.",
     )
     agent: AgentSettings = field(default_factory=AgentSettings)  # the [selection.rl.agent] table
 

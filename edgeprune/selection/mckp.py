@@ -34,6 +34,14 @@ def solve(
     the answer is the same on every machine."""
     if capacity < 0:
         return None
+    if capacity == 0:  # only free options fit: the least loss among them, in every group
+        picked = []
+        for loss, cost in zip(losses, costs):
+            free = np.flatnonzero(np.asarray(cost) <= 0)
+            if not len(free):
+                return None
+            picked.append(int(free[np.argmin(np.asarray(loss)[free])]))
+        return picked
     binned, limit = bins(costs, capacity, resolution)
     if sum(int(c.min()) for c in binned) > limit:
         return None
