@@ -77,7 +77,7 @@ def cut(
         provider=settings.provider,
         progress=progress,
     )
-    kept = strategy(chosen)(context)
+    kept = _select(chosen, context, settings.selection)
     rebuild = settings.reconstruction
     plan = PruningPlan(
         model_sha256=analysis.model_sha256,
@@ -124,23 +124,26 @@ def cut(
     return PruneOutcome(plan, pruned, final, proof, scores, scoring, refit)
 
 
+def _select(chosen: str, context: SelectionContext, selection):
+    """The strategy's plan; with depth on, residual blocks go first (by the semiotic rule: least
+    superization first, each within the guard), then the strategy chooses channels on what is left. The
+    semiotic strategy does both itself."""
+    depth = selection.semiotic.depth
+    if depth.mode == "off" or chosen == "semiotic":
+        return strategy(chosen)(context)
+    from edgeprune.semiotic.strategy import curve_batches, select_with_depth
+
+    batches = curve_batches(context, selection.semiotic.images)
+    return select_with_depth(context, depth, lambda ctx, _: strategy(chosen)(ctx), batches, selection.semiotic.levels)
+
+
 def latency_model(device: str | None, model, analysis):
-    """The target device's latency model (this machine's profile when no device is named)."""
+    """The target device's latency model (this machine's profile when no device is named: with this model's
+    layer tables, measured here on first use and cached)."""
     from edgeprune.hardware import LatencyModel, resolve_device
+    from edgeprune.hardware.host_cache import with_model_tables
 
-    return LatencyModel(resolve_device(device or "host"), model, analysis)
-
-
-def batch_size_for(model, requested: int) -> int:
-    """A model exported with a fixed batch dimension can only take batches of exactly that size."""
-    fixed = {model.shapes[name][0] for name in model.input_names if model.shapes.get(name)}
-    fixed = {d for d in fixed if isinstance(d, int) and d > 0}
-    if len(fixed) == 1:
-        size = fixed.pop()
-        if size != requested:
-            logger.info("the model's batch dimension is fixed at %d: using batches of %d", size, size)
-        return size
-    return requested
+    return LatencyModel(with_model_tables(resolve_device(device or "host"), model, analysis), model, analysis)
 
 
 def score_channels(model, analysis, fit, settings, progress=None, clock: StageClock | None = None):

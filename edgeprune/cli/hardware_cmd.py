@@ -67,7 +67,8 @@ def profile_command(device, model, points, seconds_per_point, threads, output, i
     if input_shapes and model is None:
         raise InputError("--input-shape sizes the inputs of --model; give --model too")
     sized = sized_model(model, input_shapes) if model is not None else None  # a bad size fails before timing
-    base = resolve_device(device)
+    shipped = _shipped_host(device)  # this machine: measured from the example's settings, not from its cache
+    base = shipped if shipped is not None else resolve_device(device)
     measured = measure_roofline(base, settings)
     if sized is not None:
         measured = profile_model(measured, sized, settings, progress=_progress())
@@ -76,6 +77,12 @@ def profile_command(device, model, points, seconds_per_point, threads, output, i
         f"Roofline and tables: see [measured.fingerprint] for the setup they hold for."
     )
     save_profile(measured, output, header=header)
+    if shipped is not None:
+        from edgeprune.hardware.host_cache import store
+
+        cached = store(measured, shipped)  # the next --device host uses it
+        if cached is not None:
+            click.echo(f"kept as this machine's host profile: {cached}", err=True)
     tables = f", {len(measured.layers)} layer tables, {len(measured.models)} whole models" if model else ""
     click.echo(
         f"wrote {output}: {measured.name} on {measured.provider}, peak "
@@ -150,6 +157,18 @@ def bench_command(model, other, device, provider, threads, warmup, repeats, as_j
         f"ratio {comparison.ratio:.3f} ({model} / {other}, {comparison.rounds} interleaved rounds; "
         f"noise +-{comparison.noise:.1%})"
     )
+
+
+def _shipped_host(device: str):
+    """The shipped host profile when ``device`` names this machine (`--device host` or `cpu`), else None."""
+    from edgeprune.hardware import builtin_devices, load_profile
+    from edgeprune.hardware.catalog import ALIASES
+
+    text = str(device).strip().lower()
+    if ALIASES.get(text, text) != "host":
+        return None
+    entry = next((e for e in builtin_devices() if e.name == "host"), None)
+    return load_profile(entry.path) if entry is not None else None
 
 
 def _timing_line(name: str, timing, sizes=None) -> str:

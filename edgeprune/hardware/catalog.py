@@ -2,6 +2,7 @@
 
 ``--device NAME`` names a built-in profile or an alias; ``--device path/to/file.toml`` loads a user's profile.
 ``jetson`` means the Jetson this runs on when it is one, the Orin Nano (the current entry module) otherwise.
+``host`` (and ``cpu``) is the machine this runs on: measured on first use and cached (`host_cache`).
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ def resolve_device(spec: str) -> DeviceProfile:
     if profile.name != name:
         raise InputError(f"{entries[name].path}: 'name' is '{profile.name}' but the file is named '{name}.toml'")
     if name == "host":
-        _check_host(profile)
+        from edgeprune.hardware.host_cache import host_profile, mode
+
+        if mode() == "shipped":
+            _check_host(profile)
+        return host_profile(profile)  # this machine, measured on first use and cached
     return profile
 
 
