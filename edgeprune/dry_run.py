@@ -9,6 +9,7 @@ import numpy as np
 from edgeprune.errors import BudgetError, InputError
 from edgeprune.job import load_job
 from edgeprune.selection import Budget
+from edgeprune.semiotic.depth_selector import widest as reach
 from edgeprune.settings import OptimizeSettings
 
 
@@ -47,7 +48,13 @@ def dry_run(settings: OptimizeSettings) -> SearchProfile:
         raise InputError("give the ONNX model to optimize (the MODEL argument, or 'model' in the --config file)")
     job = load_job(settings, data=False)
     flat = {g.id: np.ones(g.channels) for g in job.analysis.prunable_groups}
-    widest = job.selector(Budget(macs=1.0, floor=settings.budget.floor, alignment=job.alignment))
+    depth = settings.selection.semiotic.depth  # blocks that may go widen the reach
+    widest = reach(
+        job.selector(Budget(macs=1.0, floor=settings.budget.floor, alignment=job.alignment)),
+        job.model,
+        job.analysis,
+        depth,
+    )
     floor = widest.floor_plan(flat)
     macs, params = widest.fractions(floor)
     full_ms, least_ms = widest.full_latency_ms or 0.0, widest.latency_ms(floor) or 0.0
@@ -55,7 +62,7 @@ def dry_run(settings: OptimizeSettings) -> SearchProfile:
         budget = job.budget
         wanted, reachable, reason = budget.describe(), True, "the budget is within the reachable range"
         try:
-            job.selector(budget).check_reachable(flat)
+            reach(job.selector(budget), job.model, job.analysis, depth).check_reachable(flat)
         except (BudgetError, InputError) as exc:
             reachable, reason = False, str(exc)
     else:

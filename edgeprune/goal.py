@@ -30,7 +30,10 @@ SPEEDUP_RESOLUTION = 1.005  # stop when the bracket is narrower than this ratio
 
 def speedup_range(job: Job, scores) -> tuple[float, float]:
     """The predicted latency of the unpruned model and the most the floors and alignment allow, on the device."""
-    selector = job.selector(Budget(macs=1.0, floor=job.settings.budget.floor, alignment=job.alignment))
+    from edgeprune.semiotic.depth_selector import widest
+
+    base = job.selector(Budget(macs=1.0, floor=job.settings.budget.floor, alignment=job.alignment))
+    selector = widest(base, job.model, job.analysis, job.settings.selection.semiotic.depth)  # blocks count too
     fastest = selector.latency_ms(selector.floor_plan(scores))
     full = selector.full_latency_ms
     if not full or not fastest or fastest <= 0:
@@ -61,7 +64,11 @@ def search_goal(job: Job, progress=None, clock: StageClock | None = None):
     def attempt(speedup: float):
         nonlocal best
         budget = Budget(speedup=speedup, floor=settings.budget.floor, alignment=job.alignment)
-        candidate = prune_and_recover(job, budget, progress, clock, scored=scored)
+        try:
+            candidate = prune_and_recover(job, budget, progress, clock, scored=scored)
+        except BudgetError as exc:  # beyond what the guarded depth search reaches: as good as not met
+            logger.info("goal: %.3fx asked is out of reach (%s)", speedup, exc)
+            return False
         comparison = judge(job, candidate.final)
         if comparison.drop_points is None:
             raise InputError(
@@ -107,6 +114,8 @@ def search_goal(job: Job, progress=None, clock: StageClock | None = None):
                 high = middle
     clock.lap("goal")
     if best is None:
+        if not candidates:
+            raise BudgetError("no candidate of the goal search was reachable; give a budget (--target-flops)")
         smallest = min(candidates, key=lambda c: c["target_speedup"])
         raise BudgetError(
             f"no plan met the goal of at most {limit:g} points of held-out {smallest['measure']} lost: the smallest "

@@ -134,7 +134,7 @@ def _sized(model, settings: OptimizeSettings):
 
 def with_data(job: Job) -> Job:
     from edgeprune.calibration import load_calibration
-    from edgeprune.stages import batch_size_for
+    from edgeprune.graph.batch import batch_size_for
 
     settings = job.settings
     calib = settings.calibration

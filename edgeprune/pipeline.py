@@ -47,7 +47,10 @@ def optimize(settings: OptimizeSettings, progress: Progress | None = None) -> Op
     scorer(settings.scoring.criterion)  # an unknown criterion fails before any work
     job = load_job(settings, data=False)
     if settings.budget.explicit:
-        job.selector(job.budget).check_reachable({g.id: np.ones(g.channels) for g in job.analysis.prunable_groups})
+        from edgeprune.semiotic.depth_selector import widest
+
+        reach = widest(job.selector(job.budget), job.model, job.analysis, settings.selection.semiotic.depth)
+        reach.check_reachable({g.id: np.ones(g.channels) for g in job.analysis.prunable_groups})
     clock.lap("load")
     job = with_data(job)
     settings = job.settings

@@ -183,8 +183,8 @@ class SelectionSettings:
     depth: str = setting(
         "off",
         choices=DEPTH_MODES,
-        help="Remove whole residual blocks (semiotic): on: blocks first, least superization first, then "
-        "channels if the budget needs more; only: blocks alone; off: channels alone.",
+        help="Remove whole residual blocks: on: blocks first, least superization first, each within the guard, "
+        "then the strategy's channels if the budget needs more; only: blocks alone; off: channels alone.",
     )
     depth_guard: float = setting(
         1.0,
@@ -201,11 +201,6 @@ class SelectionSettings:
 
     def __post_init__(self) -> None:
         depth = DepthSettings(self.depth, self.depth_guard, self.depth_stage_keep)  # checks the values
-        if depth.mode != "off" and self.strategy != "semiotic":
-            raise InputError(
-                f"depth {depth.mode} needs strategy semiotic: the {self.strategy} strategy chooses channels only "
-                "(give --strategy semiotic, or --depth off)"
-            )
         # a strategy receives only its own table (selection.strategies.settings_for): the depth keys go with it
         object.__setattr__(self, "semiotic", self.semiotic.with_depth(depth))
 

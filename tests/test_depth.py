@@ -285,10 +285,18 @@ def test_optimize_semiotic_depth_on_removes_blocks_and_repeats(capsys, tmp_path)
     assert code == 0, err  # the plan replays: its emptied groups say which blocks went
 
 
+def test_depth_works_with_the_other_strategies(capsys, tmp_path):
+    for chosen in ("mi", "knapsack"):
+        out = tmp_path / chosen
+        code, _, err = _optimize(capsys, out, "--depth", "on", "--strategy", chosen, "--target-flops", "0.6")
+        assert code == 0, err
+        report = json.loads((out / "report.json").read_text())
+        assert report["verification"]["passed"] and report["cost_after"]["macs"] <= 0.6 * report["cost_before"]["macs"]
+        assert any(row["source"] == "removed" for row in report["latency"]["layers"]), chosen
+
+
 def test_optimize_depth_bad_inputs_write_nothing(capsys, tmp_path, corpus_dir):
     out = tmp_path / "out"
-    code, _, err = _optimize(capsys, out, "--depth", "on", "--strategy", "mi", "--target-flops", "0.8")
-    assert code == 2 and "needs strategy semiotic" in err and len(err.strip().splitlines()) == 1
     code, _, err = _optimize(capsys, out, "--depth", "only", "--depth-stage-keep", "3", "--target-flops", "0.5")
     assert code == 1 and "--depth only" in err and "short of the budget" in err
     vgg = Path(__file__).resolve().parents[1] / "edgeprune" / "reference" / "vgg_fmnist.onnx"
@@ -363,3 +371,23 @@ def test_the_depth_search_is_refused_without_blocks_for_depth_only():
 
     with pytest.raises(InputError, match="no removable residual block"):
         remove_blocks(Context(), DepthSettings("only"), [])  # (blocks short of the budget: exit 1, the CLI test)
+
+
+def test_the_goal_mode_searches_depth_too(capsys, tmp_path, monkeypatch):
+    """With depth on, the goal's range and the up-front check count the blocks that may go."""
+    from edgeprune.goal import speedup_range
+    from edgeprune.job import load_job
+    from edgeprune.settings import OptimizeSettings
+
+    def reach(depth: str) -> float:
+        settings = OptimizeSettings.from_dict(
+            {"model": str(REFERENCE), "latency": {"device": "jetson"}, "selection": {"depth": depth}}
+        )
+        job = load_job(settings, data=False)
+        return speedup_range(job, {g.id: np.ones(g.channels) for g in job.analysis.prunable_groups})[1]
+
+    assert reach("on") > 1.5 > reach("off")
+    code, out, err = run(
+        capsys, "optimize", REFERENCE, "--device", "jetson", "--target-speedup", "1.3x", "--depth", "on", "--dry-run"
+    )
+    assert code == 0, err

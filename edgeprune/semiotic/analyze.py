@@ -10,8 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from edgeprune.errors import InputError
+from edgeprune.graph.batch import batch_size_for as _batch_size  # a fixed batch dimension takes only that size
 from edgeprune.semiotic.curve import SuperizationCurve
-from edgeprune.stages import batch_size_for as _batch_size  # a fixed batch dimension takes only that size
 
 FILES = ("superization.json", "superization.png")
 

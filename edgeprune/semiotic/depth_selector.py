@@ -84,3 +84,20 @@ class DepthSelector:
             f"MACs {macs:.1%}, params {params:.1%} of the original{latency}; ask for at least that, lower --floor, "
             "or allow more blocks to go (--depth-guard, --depth-stage-keep)"
         )
+
+
+def widest(selector, model, analysis, depth) -> DepthSelector | object:
+    """``selector`` seen with every block removed that depth ``depth`` may take (greedily, in graph order,
+    within the stage guard): the widest reach a depth-and-channels plan can have, for reachability checks and
+    the goal's search range. ``selector`` itself when depth is off or the model has no removable block."""
+    from edgeprune.analysis.blocks import find_blocks
+    from edgeprune.surgery.depth import stage_allows
+
+    if depth.mode == "off":
+        return selector
+    blocks = find_blocks(model, analysis)
+    taken: list[ResidualBlock] = []
+    for block in blocks.blocks:
+        if stage_allows(blocks, [b.id for b in taken], block, depth.stage_keep):
+            taken.append(block)
+    return DepthSelector(selector, taken) if taken else selector

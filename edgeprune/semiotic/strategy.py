@@ -55,7 +55,7 @@ def semiotic_strategy(context) -> Kept:
     depth on, residual blocks go first by the same rule (`semiotic.depth`), then channels if the budget
     still needs them, their curves measured on the model without the blocks."""
     settings = context.settings or SemioticSettings()
-    batches = _curve_batches(context, settings.images)
+    batches = curve_batches(context, settings.images)
     if settings.depth.mode == "off":
         meter = CurveMeter(context.model, context.analysis, batches, settings.levels, context.provider)
         return select_semiotic(context.selector, context.scores, meter, settings, context.progress)
@@ -83,7 +83,7 @@ def select_with_depth(context, depth, channels, batches, levels: int | None = No
     return selector.complete(channels(replace(context, selector=selector), result))
 
 
-def _curve_batches(context, images: int) -> list:
+def curve_batches(context, images: int) -> list:
     """The fixed calibration subset every curve is measured on (whole batches for a fixed batch size)."""
     count = min(images, context.fit.count)
     if _fixed_batch(context.model):  # a fixed batch dimension takes whole batches only
