@@ -391,3 +391,17 @@ def test_the_goal_mode_searches_depth_too(capsys, tmp_path, monkeypatch):
         capsys, "optimize", REFERENCE, "--device", "jetson", "--target-speedup", "1.3x", "--depth", "on", "--dry-run"
     )
     assert code == 0, err
+
+
+def test_a_depth_pruned_model_distils_from_its_original(capsys, tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "run"
+    code, _, err = _optimize(capsys, out, "--depth", "only", "--target-flops", "0.8", "--finetune-epochs", "0.5")
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["recovery"]["final"]["steps"] > 0 and report["comparison_recovered"] is not None
+    from edgeprune.graph import load_model
+    from edgeprune.train.correspond import check_correspondence
+
+    with pytest.raises(Exception, match="not a pruning of the teacher"):  # an unrelated model still is refused
+        check_correspondence(load_model(REFERENCE), load_model(Path(REFERENCE).parent / "vgg_fmnist.onnx"))

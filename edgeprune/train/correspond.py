@@ -20,7 +20,8 @@ class FeaturePair:
 
 def check_correspondence(teacher, student) -> None:
     """Raise `InputError` unless ``student`` is a pruning of ``teacher``: the same inputs and outputs, and the
-    same nodes in the same order (surgery and reconstruction change tensor sizes and weights, never nodes)."""
+    same nodes in the same order (surgery and reconstruction change tensor sizes and weights, never nodes),
+    or with whole residual blocks left out (depth pruning)."""
     hint = "give the original model the student was pruned from as --teacher"
     for kind, names, skip_batch in (("input", teacher.input_names, False), ("output", teacher.output_names, True)):
         theirs = student.input_names if kind == "input" else student.output_names
@@ -34,12 +35,22 @@ def check_correspondence(teacher, student) -> None:
                 )
     t_nodes = [(n.name, n.op_type) for n in teacher.proto.graph.node]
     s_nodes = [(n.name, n.op_type) for n in student.proto.graph.node]
-    if t_nodes != s_nodes:
+    if t_nodes != s_nodes and not _without_blocks(t_nodes, s_nodes):
         first = next((i for i, (a, b) in enumerate(zip(t_nodes, s_nodes)) if a != b), min(len(t_nodes), len(s_nodes)))
         raise InputError(
             f"the student is not a pruning of the teacher: their graphs differ at node {first} "
             f"({len(s_nodes)} nodes against {len(t_nodes)}); {hint}"
         )
+
+
+def _without_blocks(teacher: list, student: list) -> bool:
+    """Whether ``student`` is ``teacher`` with residual blocks removed (depth pruning): its nodes are the
+    teacher's in the same order with some left out, and every block removed took its Add with it."""
+    remaining = iter(teacher)
+    if not all(node in remaining for node in student):  # an ordered subsequence
+        return False
+    dropped = set(teacher) - set(student)
+    return any(op == "Add" for _, op in dropped)
 
 
 def _same_static(a, b, skip_batch: bool) -> bool:
