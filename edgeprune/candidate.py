@@ -4,6 +4,7 @@ recovery is on) and judged on the held-out split. `optimize` makes one; the goal
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from edgeprune.evaluate import compare
 from edgeprune.job import Job
@@ -15,7 +16,7 @@ class Pruned:
     """One candidate: the stages' outcome, the model to ship, and the recovery record (None: no training)."""
 
     outcome: PruneOutcome
-    final: object
+    final: Any  # ModelGraph: the model to ship
     recovery: dict | None
 
 

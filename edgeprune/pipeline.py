@@ -66,6 +66,7 @@ def optimize(settings: OptimizeSettings, progress: Progress | None = None) -> Op
     from edgeprune.graph import read_model_proto, restore_dynamic_dims
     from edgeprune.surgery.index_map import kept_index_map
 
+    assert settings.model is not None and settings.output.out is not None  # resolve() filled both
     shipped = restore_dynamic_dims(chosen.final, read_model_proto(settings.model))  # runs at every size again
     return _write(
         settings.output.out,
@@ -98,7 +99,7 @@ def _guard_accuracy(settings: OptimizeSettings, comparison: Mapping[str, object]
             "--max-acc-drop needs a held-out measure: these outputs have none (only an output error); "
             "give --task, or leave --max-acc-drop out"
         )
-    if drop > limit:
+    if float(drop) > limit:  # type: ignore[arg-type]  # a number whenever it is not None
         raise BudgetError(
             f"held-out {measure} fell by {drop:.2f} points, more than --max-acc-drop {limit:g}; nothing was written "
             "(keep more: a larger --target-flops, or leave the budget out and let the goal search choose)"

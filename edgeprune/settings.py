@@ -159,7 +159,7 @@ class BudgetSettings:
         }
         # the default floor and the device's alignment give way when they forbid the budget (Selector)
         relax = {"relax_floor": self.floor == DEFAULT_FLOOR, "relax_alignment": self.align is None}
-        return Budget(floor=self.floor, alignment=alignment, **relax, **chosen)
+        return Budget(floor=self.floor, alignment=alignment, **relax, **chosen)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

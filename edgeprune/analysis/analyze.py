@@ -41,7 +41,7 @@ def analyze(model: ModelGraph) -> ChannelAnalysis:
 
 
 def _has_channels(shape) -> bool:
-    return shape is not None and len(shape) >= 2 and isinstance(shape[1], (int, np.integer)) and shape[1] > 0
+    return bool(shape is not None and len(shape) >= 2 and isinstance(shape[1], (int, np.integer)) and shape[1] > 0)
 
 
 def _freeze_node(node, ctx: AnalysisContext, reason: str) -> None:
@@ -51,7 +51,7 @@ def _freeze_node(node, ctx: AnalysisContext, reason: str) -> None:
     channels-last N,H,W,C map), so what follows still sees its channels where they are; other outputs
     take axis 1.
     """
-    tracked = [ctx.track(t) for t in node.inputs if ctx.track(t) is not None]
+    tracked = [track for track in (ctx.track(t) for t in node.inputs) if track is not None]
     for track in tracked:
         ctx.freeze(track.ids, node, reason)
     for tensor in node.outputs:
@@ -92,9 +92,9 @@ def _build(ctx: AnalysisContext, sha256: str) -> ChannelAnalysis:
     tensors = {name: TensorChannels(track.axis, class_of_id[track.ids]) for name, track in ctx.tracks.items()}
     groups = _describe_groups(ctx, group_roots, class_group, class_index, class_of_id, tensors)
     by_id = MappingProxyType({group.id: pos for pos, group in enumerate(groups)})
-    members = [np.zeros(g.channels, dtype=np.int64) for g in groups]
+    group_members = [np.zeros(g.channels, dtype=np.int64) for g in groups]
     for global_class, (pos, local) in enumerate(zip(class_group.tolist(), class_index.tolist())):
-        members[pos][local] = global_class
+        group_members[pos][local] = global_class
     return ChannelAnalysis(
         groups=tuple(groups),
         tensors=MappingProxyType(tensors),
@@ -104,7 +104,7 @@ def _build(ctx: AnalysisContext, sha256: str) -> ChannelAnalysis:
         reducing_edges=tuple(ctx.reducing),
         model_sha256=sha256,
         _by_id=by_id,
-        _members=tuple(members),
+        _members=tuple(group_members),
     )
 
 
@@ -139,7 +139,7 @@ def _describe_groups(ctx, group_roots, class_group, class_index, class_of_id, te
     for space in ctx.spaces:
         if space.node is not None and len(space.ids):
             members[int(class_group[class_of_id[space.ids[0]]])]["producers"].append(space.node)
-    groups, used = [], set()
+    groups, used = [], set[str]()
     for pos, root in enumerate(group_roots):
         width = int((class_group == pos).sum())
         name = _group_name(ctx.spaces[root], used)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,8 @@ def per_channel(context: ScoringContext, group: ChannelGroup, field_name: str) -
     index = analysis.group_index(group.id)
     total = np.zeros(group.channels)
     seen = np.zeros(group.channels)
-    for point in context.stats.points if context.stats is not None else ():
+    stats: Any = context.stats  # ActivationStats
+    for point in stats.points if stats is not None else ():
         values = point.values.get(field_name)
         if values is None:
             continue

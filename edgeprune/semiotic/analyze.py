@@ -77,7 +77,8 @@ def analyze_superization(config: AnalyzeConfig, progress: Callable[[int, int], N
 
     _check_out(config.out, config.model)
     model = load_model(config.model)
-    calibration = load_calibration(config.calib, model, limit=config.limit, seed=config.seed, **config.preprocessing)
+    preprocessing: dict = dict(config.preprocessing)
+    calibration = load_calibration(config.calib, model, limit=config.limit, seed=config.seed, **preprocessing)
     config = replace(config, batch_size=_batch_size(model, config.batch_size))
     if config.torch_model is not None:
         from edgeprune.semiotic.gradcam import measure_gradcam_curve

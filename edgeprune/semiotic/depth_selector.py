@@ -9,6 +9,7 @@ the depth already taken, unchanged.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class DepthSelector:
         )
 
 
-def widest(selector, model, analysis, depth) -> DepthSelector | object:
+def widest(selector, model, analysis, depth) -> Any:
     """``selector`` seen with every block removed that depth ``depth`` may take (greedily, in graph order,
     within the stage guard): the widest reach a depth-and-channels plan can have, for reachability checks and
     the goal's search range. ``selector`` itself when depth is off or the model has no removable block."""

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.capture.points import capture_points
 from edgeprune.errors import InputError
@@ -69,4 +67,6 @@ def _sites(model: ModelGraph, tensor: str) -> int | None:
     shape = model.shapes.get(tensor, ())
     if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
         return None
-    return int(np.prod(shape[2:]))
+    height, width = shape[2], shape[3]
+    assert isinstance(height, int) and isinstance(width, int)  # checked above
+    return height * width
