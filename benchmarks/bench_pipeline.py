@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 MODELS = {"resnet18": 224, "mobilenet_v2": 224, "resnet50": 224, "yolox_tiny": 416}
 BATCH = 32
 
@@ -169,21 +170,90 @@ def child_optimize(job: dict) -> dict:
     }
 
 
+def child_host(job: dict) -> dict:
+    """The host latency model's error, with the shipped example and with this machine measured (quick, into a
+    fresh cache): speed-ups predicted for bench_latency.py's aligned plans against interleaved measurements."""
+    import statistics
+    from dataclasses import replace
+
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    from bench_latency import Case
+
+    from edgeprune.hardware import LatencyModel, builtin_devices, load_profile
+    from edgeprune.hardware.host_cache import host_profile, with_model_tables
+    from edgeprune.selection import Budget
+
+    shipped = replace(load_profile(next(e.path for e in builtin_devices() if e.name == "host")), threads=job["threads"])
+    case = Case(Path(job["model"]), shipped)
+    start = time.perf_counter()
+    measured = with_model_tables(host_profile(shipped), case.model, case.analysis)
+    measure_s = time.perf_counter() - start
+    latency = LatencyModel(measured, case.model, case.analysis)
+    plans = [case.plan(Budget(macs=1 / r, floor=0.05, alignment=8)) for r in (2, 5)]
+    plans.append(case.plan(Budget(speedup=2.0, floor=0.05, alignment=8)))
+    plans += [case.uniform(ratio, 8) for ratio in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4)]
+    full = np.ones(len(case.analysis.class_group), dtype=bool)
+    errors: dict[str, list[float]] = {"shipped": [], "measured": []}
+    for kept in plans:
+        row = case.measure(kept)
+        keep = case.analysis.keep_mask(kept)
+        errors["shipped"].append(abs(row["predicted_speedup"] - row["speedup"]) / row["speedup"])
+        ours = latency.predict(full) / latency.predict(keep)
+        errors["measured"].append(abs(ours - row["speedup"]) / row["speedup"])
+    return {
+        "plans": len(plans),
+        "measure_s": measure_s,
+        "error_shipped": statistics.median(errors["shipped"]),
+        "error_measured": statistics.median(errors["measured"]),
+        "tables": latency.table_coverage,
+    }
+
+
+def child_quickstart(job: dict) -> dict:
+    """The README's quick start with --device host (the default): predicted against measured speed-up."""
+    from edgeprune.pipeline import optimize
+    from edgeprune.settings import OptimizeSettings
+
+    out = Path(tempfile.mkdtemp(prefix="bench-quickstart-"))
+    tree = {
+        "model": str(REPO / "edgeprune" / "reference" / "resnet20_fmnist.onnx"),
+        "calibration": {"calib": str(REPO / "calibration" / "fashion-mnist"), "preset": "fashion-mnist"},
+        "output": {"out": str(out / "run")},
+    }
+    start = time.perf_counter()
+    latency = optimize(OptimizeSettings.from_dict(tree)).report.latency
+    return {
+        "wall_s": time.perf_counter() - start,
+        "predicted": latency["predicted_speedup"],
+        "measured": latency["measured_host"]["speedup"],
+        "noise": latency["measured_host"]["noise"],
+        "tables": latency["tables"],
+    }
+
+
 def child(job: dict) -> dict:
     from onnx_graphsurgeon.logger import G_LOGGER
 
     G_LOGGER.severity = G_LOGGER.ERROR
-    return {"plain": child_plain, "optimize": child_optimize}[job["kind"]](job)
+    kinds = {"plain": child_plain, "optimize": child_optimize, "host": child_host, "quickstart": child_quickstart}
+    return kinds[job["kind"]](job)
 
 
 # ---- the parent: fresh processes, one table ----
 
 
-def run(job: dict, code: str | None, threads: int) -> dict:
+def run(job: dict, code: str | None, threads: int, host: str = "shipped") -> dict:
+    """``host``: shipped (time the pipeline, not a first measurement of this machine), or measure (into a
+    fresh cache folder)."""
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(threads)
-    env["EDGEPRUNE_HOST_PROFILE"] = "shipped"  # time the pipeline, not a first measurement of this machine
+        if threads > 0:  # 0: the libraries' own choice
+            env[var] = str(threads)
+    env["EDGEPRUNE_HOST_PROFILE"] = host
+    if host == "measure":
+        env["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bench-host-cache-")
     if code:
         env["PYTHONPATH"] = os.pathsep.join([code, env.get("PYTHONPATH", "")])
     done = subprocess.run(
@@ -226,6 +296,37 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def host_table(args, folder: Path) -> str:
+    """The host latency model before (the shipped example) and after measuring this machine."""
+    lines = []
+    for name in (n for n in args.host_models.split(",") if n):
+        model = export(name, folder)
+        r = run({"kind": "host", "model": str(model), "threads": args.threads}, args.code, args.threads, host="measure")
+        print(json.dumps({"host": name, **r}), file=sys.stderr)
+        lines.append(
+            f"| {name}, {r['plans']} aligned plans | {r['error_shipped']:.1%} | {r['error_measured']:.1%} | "
+            f"{r['measure_s']:.1f} s ({r['tables']:.0%} of layers from tables) |"
+        )
+    if args.quickstart:
+        before = run({"kind": "quickstart"}, args.code, 0, host="shipped")
+        after = run({"kind": "quickstart"}, args.code, 0, host="measure")
+        print(json.dumps({"quickstart": [before, after]}), file=sys.stderr)
+        cells = [
+            f"{r['predicted']:.2f}x vs {r['measured']:.2f}x (+-{r['noise']:.0%}): "
+            f"{abs(r['predicted'] - r['measured']) / r['measured']:.1%}"
+            for r in (before, after)
+        ]
+        lines.append(f"| quick start (goal mode, --device host) | {cells[0]} | {cells[1]} | {after['tables']} |")
+    if not lines:
+        return ""
+    head = [
+        "",
+        "| host latency model | speed-up error, shipped example | after measuring this machine | measuring |",
+        "|---|---|---|---|",
+    ]
+    return "\n".join(head + lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -235,8 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-images", default="4096", help="more image counts, for the memory of --memory-models")
     parser.add_argument("--memory-models", default="resnet18")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--host-models", default="", help="also the host latency model's error on these (resnet18,...)")
+    parser.add_argument(
+        "--quickstart", action="store_true", help="also the quick start's predicted vs measured speed-up"
+    )
     parser.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "edgeprune-bench-pipeline"))
-    parser.add_argument("--code", help="run this checkout of edgeprune instead (e.g. a git worktree of an older commit)")
+    parser.add_argument(
+        "--code", help="run this checkout of edgeprune instead (e.g. a git worktree of an older commit)"
+    )
     parser.add_argument("--out", help="also write the table (and the rows as JSON beside it)")
     args = parser.parse_args(argv)
     if args.child:
@@ -248,8 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.detector_images:
         rows.append(measure("yolox_tiny", args.detector_images, folder, args.code, args.threads))
     for count in (int(c) for c in args.memory_images.split(",") if c):
-        rows += [measure(name, count, folder, args.code, args.threads) for name in args.memory_models.split(",") if name]
-    text = render(rows)
+        rows += [
+            measure(name, count, folder, args.code, args.threads) for name in args.memory_models.split(",") if name
+        ]
+    text = render(rows) if rows else ""
+    text += host_table(args, folder)
     print(text)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

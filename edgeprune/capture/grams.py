@@ -194,34 +194,22 @@ def capture_grams(
     consumers = linear_consumers(model, analysis)
     if not consumers:  # nothing to measure: every group falls back to the weight criterion
         return ConsumerGrams((), calibration.count, samples_per_image, {"inference": 0.0, "statistics": 0.0}, seed)
-    runner = ActivationRunner(model, [c.input for c in consumers], provider)
-    grams = [ConsumerGram.empty(c) for c in consumers]
     sizes = {c.node: _sampled_size(model, c) for c in consumers if c.geometry is not None or c.sites}
     positions = {
         size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
         for size in set(sizes.values())
     }  # the same for every consumer of one output size, and the sites reconstruction samples
+    rows = _Rows(model, consumers, sizes, positions, provider)
+    grams = [ConsumerGram.empty(c) for c in consumers]
     first, inference, statistics = 0, 0.0, 0.0
     for batch in calibration.batches(batch_size):
         start = time.perf_counter()
-        values = runner.run(batch.inputs)
-        middle = time.perf_counter()
         count = len(batch.indices)
-        for name, value in values.items():  # each tensor once, however many consumers read it
-            if not np.isfinite(value).all():
-                raise InputError(
-                    f"activation {name} has NaN or Inf values on the calibration data; check its preprocessing"
-                )
-        in_batch = {size: at[(at[:, 0] >= first) & (at[:, 0] < first + count)] for size, at in positions.items()}
+        values = rows.run(batch.inputs, first, count)
+        middle = time.perf_counter()
         for gram in grams:
-            c = gram.consumer
-            x = values[c.input]
-            if c.sites:
-                gram.update(linear_rows(x, first, in_batch[sizes[c.node]]))
-            elif c.geometry is None:
-                gram.update(x.reshape(count, -1))
-            else:
-                gram.update(patches(x[:, c.inputs], first, in_batch[sizes[c.node]], c.geometry))
+            if rows.owner[id(gram.consumer)] is gram.consumer:  # one sum per distinct set of rows
+                gram.update(rows.of(gram.consumer, values))
         first += count
         inference += middle - start
         statistics += time.perf_counter() - middle
@@ -230,9 +218,77 @@ def capture_grams(
     start = time.perf_counter()
     for gram in grams:
         gram.flush()
+    by_consumer = {id(g.consumer): g for g in grams}
+    for gram in grams:  # consumers that read the same rows (a CSP block's two 1x1 convs) share their sums
+        owner = by_consumer[id(rows.owner[id(gram.consumer)])]
+        if owner is not gram:
+            gram.xx, gram.x_sum, gram.rows = owner.xx, owner.x_sum, owner.rows
     statistics += time.perf_counter() - start
     seconds = {"inference": round(inference, 4), "statistics": round(statistics, 4)}
     return ConsumerGrams(tuple(grams), first, samples_per_image, seconds, seed)
+
+
+class _Rows:
+    """Every consumer's regression rows per batch: gathered inside the session (`capture.sampled`: only
+    the sampled rows leave it), or cut in numpy from whole maps on an opset too old to gather with."""
+
+    def __init__(self, model: ModelGraph, consumers, sizes: dict, positions: dict, provider: str) -> None:
+        from edgeprune.capture.sampled import SampledRunner, Sampler, rows_gatherable
+
+        self.sizes, self.positions = sizes, positions
+        self.gather = rows_gatherable(model)
+        self.samplers: dict[int, Sampler] = {}
+        for c in consumers:
+            if c.sites:
+                self.samplers[id(c)] = Sampler(c.input, sizes[c.node], None, True)
+            elif c.geometry is not None:
+                g = c.geometry  # the whole map's window: a grouped conv's groups are columns of its rows
+                self.samplers[id(c)] = Sampler(
+                    c.input, sizes[c.node], ConvGeometry(g.kernel, g.strides, g.pads, g.dilations, 1)
+                )
+        self.owner: dict[int, LinearConsumer] = {}
+        first_of: dict[tuple, LinearConsumer] = {}
+        for c in consumers:
+            key = (self.samplers.get(id(c)) or c.input, c.inputs.start, c.inputs.stop)
+            self.owner[id(c)] = first_of.setdefault(key, c)
+        whole = [c.input for c in consumers if id(c) not in self.samplers]
+        if self.gather:
+            self.runner = SampledRunner(model, list(self.samplers.values()), whole, positions, provider)
+        else:
+            self.plain = ActivationRunner(model, [c.input for c in consumers], provider)
+
+    def run(self, inputs, first: int, count: int) -> dict:
+        if self.gather:
+            rows, whole = self.runner.run(inputs, first, count)
+            values = {**{("rows", s): v for s, v in rows.items()}, **whole}
+        else:
+            values = self.plain.run(inputs)
+        for name, value in values.items():  # each tensor once, however many consumers read it
+            if not np.isfinite(value).all():
+                tensor = name[1].tensor if isinstance(name, tuple) else name
+                raise InputError(
+                    f"activation {tensor} has NaN or Inf values on the calibration data; check its preprocessing"
+                )
+        values["_batch"] = (first, count)
+        return values
+
+    def of(self, c: LinearConsumer, values: dict) -> np.ndarray:
+        first, count = values["_batch"]
+        sampler = self.samplers.get(id(c))
+        if sampler is None:
+            return values[c.input].reshape(count, -1)
+        if self.gather:
+            rows = values[("rows", sampler)]
+            if c.geometry is not None and c.geometry.groups > 1:
+                taps = sampler.taps
+                rows = rows[:, c.inputs.start * taps : c.inputs.stop * taps]
+            return rows
+        at = self.positions[self.sizes[c.node]]
+        at = at[(at[:, 0] >= first) & (at[:, 0] < first + count)]
+        if c.sites:
+            return linear_rows(values[c.input], first, at)
+        assert c.geometry is not None
+        return patches(values[c.input][:, c.inputs], first, at, c.geometry)
 
 
 def fixed_inputs(model: ModelGraph, analysis: ChannelAnalysis, grams: ConsumerGrams) -> ConsumerGrams:
