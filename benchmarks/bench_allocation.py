@@ -30,9 +30,11 @@ from _splits import single_thread, splits  # noqa: E402
 REWARDS = ("entropy", "accuracy", "agreement", "refit")
 
 
-def methods(episodes: int, rewards=REWARDS):
+def methods(episodes: int, warmup: int | None = None, rewards=REWARDS):
     """(label, strategy, criterion, rl settings or None) of every row."""
-    from edgeprune.search.settings import SearchSettings
+    from edgeprune.search.settings import AgentSettings, SearchSettings
+
+    agent = AgentSettings() if warmup is None else AgentSettings(warmup=warmup)
 
     rows = [
         ("uniform, l1", "uniform", "l1", None),
@@ -41,7 +43,8 @@ def methods(episodes: int, rewards=REWARDS):
         ("knapsack", "knapsack", "refit-error", None),
     ]
     for reward in rewards:
-        rows.append((f"rl, {reward} reward", "rl", "refit-error", SearchSettings(reward=reward, episodes=episodes)))
+        search = SearchSettings(reward=reward, episodes=episodes, agent=agent)
+        rows.append((f"rl, {reward} reward", "rl", "refit-error", search))
     return rows
 
 
@@ -54,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--validation-images", type=int, default=5000)
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--warmup", type=int, help="rl warm-up episodes [default: the agent's, 100]")
     parser.add_argument("--only", help="row labels to run, separated by semicolons (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write (update) every row here")
@@ -103,7 +107,7 @@ def run_model(args, name: str, path, found: dict) -> list[dict]:
                 macs=parse_fraction(target, "--targets"), alignment=align, relax_floor=True, relax_alignment=align > 1
             )
             selector = Selector(analysis, costs, budget)
-            for label, strategy, criterion, search in methods(args.episodes):
+            for label, strategy, criterion, search in methods(args.episodes, args.warmup):
                 if (only and label not in only) or (target, align, label) in done:
                     continue
                 settings = OptimizeSettings.from_dict(
@@ -130,6 +134,7 @@ def run_model(args, name: str, path, found: dict) -> list[dict]:
                     "validation": judged["validation"].accuracy_pruned, "test": judged["test"].accuracy_pruned,
                     "agreement_test": judged["test"].agreement,
                     "search_s": timings.get("select", 0.0), "total_s": total,
+                    "episodes": search.episodes if search else None,
                     "counts": [len(outcome.plan.kept.get(g.id, range(g.channels))) for g in analysis.prunable_groups],
                 }
                 rows.append(row)

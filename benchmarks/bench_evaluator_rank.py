@@ -96,8 +96,9 @@ def main(argv=None) -> int:
     parser.add_argument("--plans", type=int, default=30)
     parser.add_argument("--calib-images", type=int, default=512)
     parser.add_argument("--test-images", type=int, default=10_000)
-    parser.add_argument("--fit-images", default="128,256,256", help="F of each sequential evaluator")
-    parser.add_argument("--judge-images", default="64,64,256", help="J of each: images judged, none of them fitted")
+    parser.add_argument("--fit-images", default="256", help="F of each sequential evaluator (rl's: 256)")
+    parser.add_argument("--judge-images", default="256",
+                        help="J of each: images judged, none of them fitted (0: judged on the F images themselves)")
     parser.add_argument("--align", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write every plan's figures here")
@@ -128,9 +129,14 @@ def evaluators(args, model, analysis, fit):
     from edgeprune.search.sequential import SequentialEvaluator
 
     layers = measured_layers(model, analysis)
-    fitted, judged = fit.split(max(args.judge_images), seed=args.seed)
+    fitted, judged = fit.split(max(max(args.judge_images), 1), seed=args.seed)
     found = {}
     for count, judging in zip((int(c) for c in args.fit_images.split(",")), args.judge_images):
+        if judging == 0:  # judged on the very images it refits from: all the calibration images, as the truth
+            own = next(iter(fit.take(count, seed=args.seed).batches(count)))
+            evaluator = SequentialEvaluator(model, analysis, [own.inputs], layers, seed=args.seed)
+            found[f"sequential {count} (judged on them)"] = evaluator, own.labels
+            continue
         judge = next(iter(judged.take(judging, seed=args.seed).batches(judging)))
         rows = fitted.take(count, seed=args.seed)
         batches = [b.inputs for b in rows.batches(count)] + [judge.inputs]
@@ -138,7 +144,8 @@ def evaluators(args, model, analysis, fit):
             model, analysis, batches, layers, seed=args.seed, fit_images=count, judge_images=judging
         )
         found[f"sequential {count}/{judging}"] = evaluator, judge.labels
-    judge = next(iter(judged.take(args.judge_images[0], seed=args.seed).batches(args.judge_images[0])))
+    judging = next(j for j in args.judge_images if j)
+    judge = next(iter(judged.take(judging, seed=args.seed).batches(judging)))
     refit = PlanRefit(model, analysis, capture_grams(model, analysis, fit, provider="cpu", seed=args.seed))
     found["closed form"] = ReconstructedEvaluator(model, analysis, refit, [judge.inputs], layers, provider="cpu"), judge.labels
     found["masked"] = MaskedEvaluator(model, analysis, [judge.inputs], layers, provider="cpu"), judge.labels

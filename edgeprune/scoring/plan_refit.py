@@ -103,12 +103,12 @@ class PlanRefit:
 
     def refit(self, kept: Mapping[str, Sequence[int]]) -> list[LayerFit]:
         """The refit of every layer that loses inputs under ``kept`` (a plan's kept channels per group)."""
-        keep = self.analysis.keep_mask(kept)
+        keep = self.analysis.keep_mask({gid: tuple(c) for gid, c in kept.items()})
         return [self._fit(layer, keep) for layer in self.lost(keep)]
 
     def loss(self, kept: Mapping[str, Sequence[int]]) -> float:
         """Summed over the layers that lose inputs: the refit residual over the variance of the kept outputs."""
-        keep = self.analysis.keep_mask(kept)
+        keep = self.analysis.keep_mask({gid: tuple(c) for gid, c in kept.items()})
         return float(sum(self._fit(layer, keep, weights=False).loss for layer in self.lost(keep)))
 
     def _fit(self, layer: _Layer, keep: np.ndarray, weights: bool = True) -> LayerFit:

@@ -92,7 +92,11 @@ class Judge:
     def score(self, kept, results: list[dict[str, np.ndarray]]) -> float:
         if self.reward == "entropy":
             keep = self.analysis.keep_mask(kept)
-            masks = [self.analysis.kept_positions(name, keep) for name in self.layers]
+            masks = []
+            for name in self.layers:
+                mask = self.analysis.kept_positions(name, keep)
+                assert mask is not None  # a measured layer carries a prunable group's channels
+                masks.append(mask)
             pruned = [
                 np.concatenate([map_entropies(self._maps(r, name)[:, mask]) for r in results])
                 for name, mask in zip(self.layers, masks)
@@ -103,6 +107,7 @@ class Judge:
             return -float(np.sum(np.square(errors))) if errors else 0.0
         logits = np.concatenate([r[self.output] for r in results])
         if self.reward == "accuracy":
+            assert self.labels is not None  # run_search refuses the accuracy reward without labels
             return accuracy_reward(logits, self.labels, self.smooth)
         return agreement_reward(logits, self.original_logits, self.smooth)
 

@@ -39,7 +39,7 @@ class _Ridge:
         got, want = prediction, y
         if rectified:
             got, want = np.maximum(prediction + offset, 0.0), np.maximum(y + offset, 0.0)
-        return float(np.linalg.norm(want - got) / max(np.linalg.norm(want), 1e-12)), prediction
+        return float(np.linalg.norm(want - got)) / max(float(np.linalg.norm(want)), 1e-12), prediction
 
     def rectified(self, y, weight, bias, offset, rounds: int = 3):
         """`rectified_fit` (negative targets, after the offset, need only stay negative), with its error."""
@@ -66,8 +66,8 @@ def _layer(target, graph, node: str, inputs: list):
         return weight.T, bias, lambda m: m.T
     transposed = target.op == "Gemm" and not int(spec.attrs.get("transB", 0))
     matrix = weight.T if transposed else weight.reshape(weight.shape[0], -1)
-    bias = inputs[2].numpy().astype(np.float64).reshape(-1) if len(inputs) > 2 and inputs[2] is not None else None
-    bias = np.zeros(len(matrix)) if bias is None else bias
+    has_bias = len(inputs) > 2 and inputs[2] is not None
+    bias = inputs[2].numpy().astype(np.float64).reshape(-1) if has_bias else np.zeros(len(matrix))
     return matrix, bias, (lambda m: m.T) if transposed else (lambda m: m.reshape(weight.shape))
 
 

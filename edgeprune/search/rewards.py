@@ -44,6 +44,7 @@ def entropy_ratios(
     ratios = []
     for i, (now, before, mask) in enumerate(zip(pruned, original, kept)):
         if reference == "dead":
+            assert ceilings is not None, "the dead reference needs the layers' ceilings"
             dropped = float(len(mask) - np.count_nonzero(mask))
             value = (float(now.sum()) + len(now) * dropped * float(ceilings[i])) / (len(now) * len(mask))
             ratios.append(value / max(float(before.mean()), 1e-12))

@@ -155,7 +155,8 @@ def run_search(context) -> tuple[Kept, SearchRecord, dict]:
     judge = _judge(context, settings, refit_rows, batches, labels, settings.reward)
     record = search(env, judge, settings, seed, context.progress)
     record.seconds.update({f"judge_{k}": round(v, 3) for k, v in judge.seconds.items()})
-    winner, scores = record.best[0], []
+    winner = record.best[0]
+    scores: list[float] = []
     if reranking and len(record.best) > 1:
         rerank_batches, rerank_labels = _images(rerank_data, held, batch_size, seed)
         referee = _judge(context, settings, refit_rows, rerank_batches, rerank_labels, settings.rerank)

@@ -90,17 +90,17 @@ class SequentialEvaluator(MaskedEvaluator):
         return references
 
     def evaluate(self, kept: Mapping[str, Sequence[int]]) -> list[dict[str, np.ndarray]]:
-        keep = self.analysis.keep_mask(kept)
+        keep = self.analysis.keep_mask({gid: tuple(channels) for gid, channels in kept.items()})
         targets = {t.node: t for t in find_targets(self.model, self.analysis, keep, "downstream")[0]} if kept else {}
 
-        def refit(node: str, inputs: list, peek) -> list | None:
+        def refit(node: str, inputs: list, peek) -> dict | None:
             target = targets.get(node)
             if target is None or node not in self._reference:
                 return None
             sites, reference = self._reference[node]
             rows, held = self._rows(target, inputs[0][: self.fit_images], sites, keep)
             addend = None
-            if target.addend is not None and target.geometry is not None:
+            if target.addend is not None and target.geometry is not None and sites is not None:
                 addend = outputs_at(peek(target.addend)[: self.fit_images].numpy(), 0, sites)
             found, error = fit_target(
                 target, self.graph, node, inputs, (rows, held), reference, addend, keep, self.analysis, self.ridge

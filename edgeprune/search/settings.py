@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from edgeprune.errors import InputError
 from edgeprune.settings_tree import setting
@@ -132,7 +132,8 @@ class SearchSettings:
         """Settings from ``KEY=VALUE`` pairs (`--rl-set`): a field of these settings or of the agent's."""
         own = {f.name: f for f in fields(self) if f.name != "agent"}
         agent = {f.name: f for f in fields(AgentSettings)}
-        mine, theirs = {}, {}
+        mine: dict[str, Any] = {}
+        theirs: dict[str, Any] = {}
         for key, text in options.items():
             name = key.strip().replace("-", "_")
             if name in own:

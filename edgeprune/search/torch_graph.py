@@ -69,7 +69,11 @@ class TorchGraph:
             for index, step in enumerate(self.steps):
                 inputs = self._inputs(step, env, replaced)
                 if refit is not None:
-                    found = refit(step.name, inputs, lambda name, i=index + 1: self._peek(name, i, env, replaced))
+
+                    def peek(name: str, start: int = index + 1) -> torch.Tensor:
+                        return self._peek(name, start, env, replaced)
+
+                    found = refit(step.name, inputs, peek)
                     if found:
                         replaced.update(found)
                         inputs = self._inputs(step, env, replaced)

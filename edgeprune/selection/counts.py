@@ -36,7 +36,7 @@ def top_channels(group: ChannelGroup, scores: np.ndarray, count: int) -> tuple[i
     segments = group.multiple
     per_segment = group.channels // segments
     take = count // segments
-    kept = []
+    kept: list[int] = []
     for segment in range(segments):
         local = scores[segment * per_segment : (segment + 1) * per_segment]
         order = np.lexsort((np.arange(per_segment), -local))[:take]

@@ -46,7 +46,7 @@ class Selector:
         if budget.needs_latency and latency is None:
             raise InputError("a latency or speed-up target needs a device to predict latency on (--device)")
         self.full_latency_ms = latency.predict(np.ones(len(analysis.class_group), dtype=bool)) if latency else None
-        if budget.needs_latency and not self.full_latency_ms > 0:
+        if budget.needs_latency and not (self.full_latency_ms or 0.0) > 0:
             raise InputError(
                 "a latency or speed-up target needs a model with conv or gemm layers of known shapes; "
                 "this one has none the latency model can price (use --target-flops)"
@@ -64,7 +64,14 @@ class Selector:
     def meets(self, kept: Mapping[str, tuple[int, ...]]) -> bool:
         if not self.budget.met(*self.fractions(kept)):
             return False
-        return not self.budget.needs_latency or self.budget.latency_met(self.latency_ms(kept), self.full_latency_ms)
+        return not self.budget.needs_latency or self.budget.latency_met(*self._latencies(kept))
+
+    def _latencies(self, kept: Mapping[str, tuple[int, ...]]) -> tuple[float, float]:
+        """(predicted latency of the plan, of the original): only asked for with a latency budget, which
+        always has a predictor (checked when the selector is made)."""
+        ms, full = self.latency_ms(kept), self.full_latency_ms
+        assert ms is not None and full is not None
+        return ms, full
 
     def usage(self, keep: np.ndarray) -> float:
         """How much of the budget a plan (the analysis' keep mask) spends: the largest of its cost over each
@@ -78,6 +85,7 @@ class Selector:
             if budget.params is not None:
                 parts.append(cost.params / max(self.full.params, 1) / budget.params)
         if budget.needs_latency:
+            assert self.latency is not None and self.full_latency_ms is not None  # checked when made
             ms = self.latency.predict(keep)
             if budget.latency_ms is not None:
                 parts.append(ms / budget.latency_ms)
@@ -98,8 +106,8 @@ class Selector:
         macs, params = self.fractions(floor)
         latency = ""
         if self.budget.needs_latency:
-            ms = self.latency_ms(floor)
-            latency = f", predicted latency {ms:.3g} ms (speed-up {self.full_latency_ms / ms:.2f}x)"
+            ms, full = self._latencies(floor)
+            latency = f", predicted latency {ms:.3g} ms (speed-up {full / ms:.2f}x)"
         relaxed_note = " (the defaults relaxed as far as they may)" if self.budget != self.requested else ""
         advice = "or lower --floor" if not self.budget.relax_floor else "or give a lower --floor"
         raise BudgetError(
@@ -117,13 +125,13 @@ class Selector:
             g.id: top_channels(g, scores[g.id], valid_count(g, 0, 0.0, self.budget.alignment))
             for g in self.analysis.prunable_groups
         }
-        ms = self.latency_ms(least)
-        if self.budget.latency_met(ms, self.full_latency_ms):
+        ms, full = self._latencies(least)
+        if self.budget.latency_met(ms, full):
             return
         raise InputError(
             f"the latency target ({self.budget.describe()}) is below what the frozen part of the model already "
             f"costs: {ms:.3g} ms predicted with every prunable group at its smallest (original "
-            f"{self.full_latency_ms:.3g} ms, so at most {self.full_latency_ms / ms:.2f}x faster); ask for a target within that"
+            f"{full:.3g} ms, so at most {full / ms:.2f}x faster); ask for a target within that"
         )
 
     def _count(self, group: ChannelGroup, wanted: float) -> int:
@@ -145,7 +153,7 @@ def _floor_meets(selector: Selector, budget: Budget) -> bool:
     }
     if not budget.met(*selector.fractions(kept)):
         return False
-    return not budget.needs_latency or budget.latency_met(selector.latency_ms(kept), selector.full_latency_ms)
+    return not budget.needs_latency or budget.latency_met(*selector._latencies(kept))
 
 
 def relaxed(selector: Selector, budget: Budget) -> Budget:
