@@ -115,3 +115,40 @@ def test_unreachable_budget_names_the_best_reachable(resnet):
     scores = {g.id: np.ones(g.channels) for g in analysis.prunable_groups}
     with pytest.raises(BudgetError, match=r"best reachable is MACs \d+\.\d%"):
         select_ranked(Selector(analysis, costs, Budget(macs=0.01, floor=0.5)), scores)
+
+
+def test_small_groups_take_half_steps_only_when_fine():
+    assert valid_count(_group(16), 3, floor=0.0, alignment=8) == 8  # two steps of 8 at most: 8 or 16
+    assert valid_count(_group(16), 3, floor=0.0, alignment=8, fine=True) == 4  # fine: steps of 4
+    assert valid_count(_group(64), 3, floor=0.0, alignment=8, fine=True) == 8  # wide groups keep their steps
+    assert valid_count(_group(16, multiple=4), 3, floor=0.0, alignment=8, fine=True) == 4  # still per segment
+
+
+@pytest.mark.parametrize("reference,target", [("resnet20_fmnist", 0.1), ("vgg_fmnist", 0.1), ("mobilenet_v2_fmnist", 0.1)])
+def test_the_default_floor_and_steps_give_way_to_10x_on_the_reference_models(reference, target, caplog):
+    from edgeprune.reference import model_path
+
+    model = load_model(model_path(reference))
+    analysis = analyze(model)
+    costs = PlanCostModel(model, analysis)
+    scores = {g.id: np.ones(g.channels) for g in analysis.prunable_groups}
+    asked = Budget(macs=target, alignment=8)
+    with pytest.raises(BudgetError, match="best reachable"):
+        Selector(analysis, costs, asked).check_reachable(scores)  # given explicitly, nothing gives way
+    selector = Selector(analysis, costs, Budget(macs=target, alignment=8, relax_floor=True, relax_alignment=True))
+    selector.check_reachable(scores)
+    assert selector.budget != selector.requested and selector.budget.floor >= 0.15
+    assert "cannot be met with a floor of 25% per group and channels in steps of 8" in caplog.text
+    assert selector.meets(select_ranked(selector, scores))
+    assert "fine" in selector.budget.to_dict() and "fine" not in asked.to_dict()
+
+
+def test_the_defaults_give_way_no_further_than_their_last_level(resnet):
+    analysis, costs = resnet
+    scores = {g.id: np.ones(g.channels) for g in analysis.prunable_groups}
+    selector = Selector(analysis, costs, Budget(macs=0.01, alignment=8, relax_floor=True, relax_alignment=True))
+    assert selector.budget.floor == 0.15 and selector.budget.fine
+    with pytest.raises(BudgetError, match=r"floor of 15% per group \(the defaults relaxed as far as they may\)"):
+        selector.check_reachable(scores)
+    reachable = Selector(analysis, costs, Budget(macs=0.5, alignment=8, relax_floor=True, relax_alignment=True))
+    assert reachable.budget == reachable.requested  # nothing gives way when nothing has to
