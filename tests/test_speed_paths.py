@@ -18,7 +18,7 @@ from edgeprune.graph import load_model
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
 from edgeprune.reconstruct import reconstruct
-from edgeprune.reconstruct.schedule import sites
+from edgeprune.reconstruct.levels import sites
 from edgeprune.reconstruct.segments import SegmentedRun
 from edgeprune.reconstruct.solve import rectified_fit, relative_error, ridge_fit
 from edgeprune.reconstruct.spool import Spool, SpoolBudget
@@ -131,7 +131,7 @@ def test_a_projection_shortcut_is_fitted_before_the_branch_it_is_added_to(corpus
     """The projection's target is the sum minus the other branch as it stands before that branch's refit;
     the branch then fits the sum minus the refitted projection (the order of one layer at a time)."""
     model, analysis, data, plan, pruned = _case(corpus_dir, tmp_path, "resnet_basic")
-    from edgeprune.reconstruct.schedule import levels
+    from edgeprune.reconstruct.levels import levels
 
     keep = analysis.keep_mask(plan.kept)
     targets, _ = find_targets(model, analysis, keep, "downstream")
@@ -266,7 +266,7 @@ def test_in_place_removal_scores_equal_the_copying_ones(corpus_dir, tmp_path, mo
         if expected is None:
             assert fast[gid] is None
             continue
-        np.testing.assert_allclose(fast[gid], expected, rtol=1e-8, atol=1e-12 * np.abs(expected).max())
+        np.testing.assert_allclose(fast[gid], expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
 
 
 def test_scoring_says_how_far_it_got(corpus_dir, tmp_path):

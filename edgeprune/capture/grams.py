@@ -23,9 +23,8 @@ import onnx
 from onnx import numpy_helper
 
 from edgeprune.analysis.groups import ChannelAnalysis
-from edgeprune.capture.rows import ConvGeometry, linear_positions, linear_rows, patches, sample_positions
-from edgeprune.capture.session import ActivationRunner
-from edgeprune.errors import InputError
+from edgeprune.capture.consumer_rows import ConsumerRows, unchanging
+from edgeprune.capture.rows import ConvGeometry, linear_positions, sample_positions
 from edgeprune.graph.model import ModelGraph
 from edgeprune.graph.shapes import concrete_size
 
@@ -59,13 +58,14 @@ class ConsumerGram:
     rows: int = 0
     pending: list = field(default_factory=list)
     pending_rows: int = 0
+    exact: bool = False  # products in float64 (for reconstruction to fit from), else in float32 (for scores)
 
     FLUSH_ROWS = 1024
 
     @classmethod
-    def empty(cls, consumer: LinearConsumer) -> ConsumerGram:
+    def empty(cls, consumer: LinearConsumer, exact: bool = False) -> ConsumerGram:
         d = len(consumer.columns)
-        return cls(consumer, np.zeros((d, d)), np.zeros(d))
+        return cls(consumer, np.zeros((d, d)), np.zeros(d), exact=exact)
 
     def update(self, x: np.ndarray) -> None:
         self.pending.append(np.asarray(x, dtype=np.float32))
@@ -77,13 +77,22 @@ class ConsumerGram:
     def flush(self) -> None:
         if not self.pending:
             return
-        x = np.concatenate(self.pending).astype(np.float64)
+        x = np.concatenate(self.pending)
         self.pending.clear()
         self.pending_rows = 0
-        # float64 products (np.dot spots X^T X and takes half the work): the sums are exact enough for
-        # reconstruction to fit from them (`reconstruct.reuse`), which float32 products were not
-        self.xx += np.dot(x.T, x)
-        self.x_sum += x.sum(axis=0)
+        # np.dot spots X^T X and takes half the work (syrk). float32 products serve the scores; the layers
+        # reconstruction may fit from these sums (``exact``) take float64 ones, which that fit needs
+        if self.exact:
+            x = x.astype(np.float64)
+            product = np.dot(x.T, x)
+        else:
+            with np.errstate(over="ignore"):
+                product = np.dot(x.T, x)
+            if not np.isfinite(product).all():  # values too large to square in float32
+                x = x.astype(np.float64)
+                product = np.dot(x.T, x)
+        self.xx += product
+        self.x_sum += x.sum(axis=0, dtype=np.float64)
 
     def centred(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(X^T X, X^T Y, ||Y||^2) of the centred rows, Y the original outputs: the statistics of a
@@ -199,8 +208,9 @@ def capture_grams(
         size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
         for size in set(sizes.values())
     }  # the same for every consumer of one output size, and the sites reconstruction samples
-    rows = _Rows(model, consumers, sizes, positions, provider)
-    grams = [ConsumerGram.empty(c) for c in consumers]
+    rows = ConsumerRows(model, consumers, sizes, positions, provider)
+    exact = unchanging(model, analysis, {c.input for c in consumers})
+    grams = [ConsumerGram.empty(c, exact=c.input in exact) for c in consumers]
     first, inference, statistics = 0, 0.0, 0.0
     for batch in calibration.batches(batch_size):
         start = time.perf_counter()
@@ -228,102 +238,9 @@ def capture_grams(
     return ConsumerGrams(tuple(grams), first, samples_per_image, seconds, seed)
 
 
-class _Rows:
-    """Every consumer's regression rows per batch: gathered inside the session (`capture.sampled`: only
-    the sampled rows leave it), or cut in numpy from whole maps on an opset too old to gather with."""
-
-    def __init__(self, model: ModelGraph, consumers, sizes: dict, positions: dict, provider: str) -> None:
-        from edgeprune.capture.sampled import SampledRunner, Sampler, rows_gatherable
-
-        self.sizes, self.positions = sizes, positions
-        self.gather = rows_gatherable(model)
-        self.samplers: dict[int, Sampler] = {}
-        for c in consumers:
-            if c.sites:
-                self.samplers[id(c)] = Sampler(c.input, sizes[c.node], None, True)
-            elif c.geometry is not None:
-                g = c.geometry  # the whole map's window: a grouped conv's groups are columns of its rows
-                self.samplers[id(c)] = Sampler(
-                    c.input, sizes[c.node], ConvGeometry(g.kernel, g.strides, g.pads, g.dilations, 1)
-                )
-        self.owner: dict[int, LinearConsumer] = {}
-        first_of: dict[tuple, LinearConsumer] = {}
-        for c in consumers:
-            key = (self.samplers.get(id(c)) or c.input, c.inputs.start, c.inputs.stop)
-            self.owner[id(c)] = first_of.setdefault(key, c)
-        whole = [c.input for c in consumers if id(c) not in self.samplers]
-        if self.gather:
-            self.runner = SampledRunner(model, list(self.samplers.values()), whole, positions, provider)
-        else:
-            self.plain = ActivationRunner(model, [c.input for c in consumers], provider)
-
-    def run(self, inputs, first: int, count: int) -> dict:
-        if self.gather:
-            rows, whole = self.runner.run(inputs, first, count)
-            values = {**{("rows", s): v for s, v in rows.items()}, **whole}
-        else:
-            values = self.plain.run(inputs)
-        for name, value in values.items():  # each tensor once, however many consumers read it
-            if not np.isfinite(value).all():
-                tensor = name[1].tensor if isinstance(name, tuple) else name
-                raise InputError(
-                    f"activation {tensor} has NaN or Inf values on the calibration data; check its preprocessing"
-                )
-        values["_batch"] = (first, count)
-        return values
-
-    def of(self, c: LinearConsumer, values: dict) -> np.ndarray:
-        first, count = values["_batch"]
-        sampler = self.samplers.get(id(c))
-        if sampler is None:
-            return values[c.input].reshape(count, -1)
-        if self.gather:
-            rows = values[("rows", sampler)]
-            if c.geometry is not None and c.geometry.groups > 1:
-                taps = sampler.taps
-                rows = rows[:, c.inputs.start * taps : c.inputs.stop * taps]
-            return rows
-        at = self.positions[self.sizes[c.node]]
-        at = at[(at[:, 0] >= first) & (at[:, 0] < first + count)]
-        if c.sites:
-            return linear_rows(values[c.input], first, at)
-        assert c.geometry is not None
-        return patches(values[c.input][:, c.inputs], first, at, c.geometry)
-
-
 def fixed_inputs(model: ModelGraph, analysis: ChannelAnalysis, grams: ConsumerGrams) -> ConsumerGrams:
-    """Only the consumers whose inputs no plan can change: no layer before them reads a prunable group's
-    channels (what reconstruction may fit from these statistics without a pass; `reconstruct.reuse`).
-    Kept past scoring instead of every consumer's, they hold a few layers' matrices, not the model's."""
-    prunable = {i for i, g in enumerate(analysis.groups) if g.prunable}
-    cutting = {
-        node
-        for node, tensor in analysis.reducing_edges
-        if tensor in analysis.tensors
-        and prunable & set(analysis.class_group[analysis.tensors[tensor].classes].tolist())
-    }
-    producer = {out: node for node in model.proto.graph.node for out in node.output}
-    moving: dict[str, bool] = {}
-
-    def moves(tensor: str) -> bool:  # iterative: deep models would overflow a recursion
-        stack = [tensor]
-        while stack:
-            name = stack[-1]
-            node = producer.get(name)
-            if name in moving:
-                stack.pop()
-                continue
-            if node is None:
-                moving[name] = False
-                stack.pop()
-                continue
-            todo = [i for i in node.input if i and i not in moving]
-            if todo:
-                stack.extend(todo)
-                continue
-            moving[name] = node.name in cutting or any(moving.get(i, False) for i in node.input if i)
-            stack.pop()
-        return moving[tensor]
-
-    kept = tuple(g for g in grams.grams if not moves(g.consumer.input))
+    """Only the consumers whose inputs no plan can change (their sums are float64: ``exact``), what
+    reconstruction may fit from these statistics without a pass (`reconstruct.reuse`). Kept past scoring
+    instead of every consumer's, they hold a few layers' matrices, not the model's."""
+    kept = tuple(g for g in grams.grams if g.exact)
     return ConsumerGrams(kept, grams.images, grams.samples_per_image, grams.seconds, grams.seed)

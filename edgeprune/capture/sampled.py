@@ -3,11 +3,10 @@
 Asking ONNX Runtime for a layer's whole input map costs a copy of it per batch, then Python pads it and
 picks a few dozen patches per image out of it: on a MobileNetV2 at 224x224 that made a capture pass about
 three times a plain pass, and a batch's maps took a gigabyte. Here the model gets, per distinct (tensor,
-window, sampled size), a few nodes of its own (Pad, Transpose to channels-last, GatherND at the sampled
-sites, one index input fed per batch), and returns only the (images, sites x taps, channels) rows; they are
-laid out as `rows.patches` and `rows.linear_rows` lay them out, so the statistics are the same (tested).
-
-Needs opset 12 (GatherND with batch_dims); `rows_gatherable` says when it applies.
+window, sampled size), a Reshape to one axis (a view) and a Gather of exactly the values the rows hold, at
+indices fed per batch; a window tap that falls in the padding reads any value and is zeroed after. Only
+the rows leave the session, laid out as `rows.patches` and `rows.linear_rows` lay them out (column order
+channel, then tap), so the statistics are the same (tested).
 """
 
 from __future__ import annotations
@@ -42,7 +41,8 @@ class Sampler:
 
 
 def rows_gatherable(model: ModelGraph) -> bool:
-    return model.opset >= 12
+    """Whether rows can be gathered in the session (a Gather on a flattened tensor: every opset has one)."""
+    return True
 
 
 class SampledRunner:
@@ -51,90 +51,76 @@ class SampledRunner:
     def __init__(self, model: ModelGraph, samplers, whole, positions: dict, provider: str = "auto") -> None:
         self.samplers = tuple(dict.fromkeys(samplers))
         self.positions = positions  # size -> (rows, 3) of (image, y, x) for every image, as sample_positions
-        self.per_image = {size: _per_image(at) for size, at in positions.items()}
-        proto, self.outputs, self.indices, self.widths = _with_samplers(model, self.samplers, self.per_image)
+        self.shapes = {s: tuple(_size(d) for d in model.shapes[s.tensor][1:]) for s in self.samplers}
+        proto, self.outputs, self.indices = _with_samplers(model, self.samplers)
         names = list(dict.fromkeys(list(whole) + list(self.outputs.values())))
         self.runner = ActivationRunner(ModelGraph(proto, model.shapes, model.dtypes), names, provider)
         self.whole = tuple(whole)
 
     def run(self, inputs: dict[str, np.ndarray], first: int, count: int):
         """({sampler: rows (count x sites, columns)}, {tensor: values}) for images first .. first+count-1."""
-        feeds = dict(inputs)
+        feeds, masks = dict(inputs), {}
         for sampler in self.samplers:
-            name = self.indices[sampler]
-            if name not in feeds:
-                feeds[name] = self._indices(sampler, first, count)
+            feeds[self.indices[sampler]], masks[sampler] = self._indices(sampler, first, count)
         values = self.runner.run(feeds)
-        rows = {s: _layout(values[self.outputs[s]], s) for s in self.samplers}
+        rows = {}
+        for s in self.samplers:
+            flat = values[self.outputs[s]]
+            at = masks[s][0]
+            shaped = flat.reshape(at, -1)
+            if masks[s][1] is not None:
+                shaped = shaped * masks[s][1]  # taps in the padding read zeros
+            rows[s] = shaped
         return rows, {name: values[name] for name in self.whole}
 
-    def _indices(self, sampler: Sampler, first: int, count: int) -> np.ndarray:
-        """(count, sites x taps, 1) flat indices into the padded map, image by image, tap by tap."""
+    def _indices(self, sampler: Sampler, first: int, count: int):
+        """Flat indices, in row order (image, site), then channel, then tap; and (rows, the mask of taps
+        inside the map, or None when all are)."""
         at = self.positions[sampler.size]
         at = at[(at[:, 0] >= first) & (at[:, 0] < first + count)]
-        per = self.per_image[sampler.size]
+        image = (at[:, 0] - first).astype(np.int64)
+        shape = self.shapes[sampler]
         if sampler.channels_last:
-            return at[:, 1].reshape(count, per, 1).astype(np.int64)
+            sites, channels = int(np.prod(shape[:-1])), shape[-1]
+            base = (image * sites + at[:, 1]) * channels
+            return (base[:, None] + np.arange(channels)).reshape(-1), (len(at), None)
         g = sampler.geometry
         assert g is not None
-        width = self.widths[sampler]
+        channels, height, width = shape
         (kh, kw), (sh, sw), (dh, dw) = g.kernel, g.strides, g.dilations
-        ys = at[:, 1, None, None] * sh + np.arange(kh)[None, :, None] * dh
-        xs = at[:, 2, None, None] * sw + np.arange(kw)[None, None, :] * dw
-        flat = (ys * width + xs).reshape(count, per * kh * kw, 1)
-        return flat.astype(np.int64)
+        top, left = g.pads[0], g.pads[1]
+        ys = (at[:, 1, None] * sh - top + np.arange(kh)[None, :] * dh)[:, :, None]  # (rows, kh, 1)
+        xs = (at[:, 2, None] * sw - left + np.arange(kw)[None, :] * dw)[:, None, :]  # (rows, 1, kw)
+        inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+        spot = (np.clip(ys, 0, height - 1) * width + np.clip(xs, 0, width - 1)).reshape(len(at), 1, kh * kw)
+        plane = height * width
+        index = image[:, None, None] * (channels * plane) + np.arange(channels)[None, :, None] * plane + spot
+        mask = None
+        if not inside.all():
+            mask = np.broadcast_to(inside.reshape(len(at), 1, kh * kw), (len(at), channels, kh * kw))
+            mask = mask.reshape(len(at), -1).astype(np.float32)
+        return index.reshape(-1), (len(at), mask)
 
 
-def _per_image(positions: np.ndarray) -> int:
-    if not len(positions):
-        return 0
-    return int(np.count_nonzero(positions[:, 0] == positions[0, 0]))
-
-
-def _layout(values: np.ndarray, sampler: Sampler) -> np.ndarray:
-    """(count, sites x taps, C) -> (count x sites, C x taps): the column order of `rows.patches`."""
-    count, total, channels = values.shape
-    taps = sampler.taps
-    rows = values.reshape(count, total // taps, taps, channels).transpose(0, 1, 3, 2)
-    return rows.reshape(count * (total // taps), channels * taps)
-
-
-def _with_samplers(model: ModelGraph, samplers, per_image: dict):
-    """The model's proto with each sampler's nodes: (proto, {sampler: output}, {sampler: index input},
-    {sampler: the padded map's width})."""
+def _with_samplers(model: ModelGraph, samplers):
+    """The model's proto with each sampler's nodes: (proto, {sampler: output}, {sampler: index input})."""
     proto = onnx.ModelProto()
     proto.CopyFrom(model.proto)
     graph = proto.graph
-    outputs, indices, widths = {}, {}, {}
+    outputs, indices = {}, {}
     elem = {name: onnx.helper.np_dtype_to_tensor_dtype(np.dtype(d)) for name, d in model.dtypes.items()}
+    flat_shape = "edgeprune.rows.flat_shape"
+    graph.initializer.append(helper.make_tensor(flat_shape, TensorProto.INT64, [1], [-1]))
     for i, s in enumerate(samplers):
-        shape = model.shapes[s.tensor]
         prefix = f"edgeprune.rows.{i}"
-        index = f"{prefix}.index"
-        taps = per_image[s.size] * s.taps
-        graph.input.append(helper.make_tensor_value_info(index, TensorProto.INT64, ["batch", taps, 1]))
-        if s.channels_last:
-            source = _reshaped(graph, prefix, s.tensor, [0, -1, _size(shape[-1])])
-        else:
-            g = s.geometry
-            assert g is not None
-            top, left, bottom, right = g.pads
-            padded = s.tensor
-            if any(g.pads):  # a 1x1 or unpadded window reads the map as it is
-                pads = _constant(graph, f"{prefix}.pads", [0, 0, top, left, 0, 0, bottom, right])
-                padded = f"{prefix}.padded"
-                graph.node.append(helper.make_node("Pad", [s.tensor, pads], [padded], name=f"{prefix}.pad"))
-            graph.node.append(
-                helper.make_node("Transpose", [padded], [f"{prefix}.last"], perm=[0, 2, 3, 1], name=f"{prefix}.t")
-            )
-            widths[s] = _size(shape[3]) + left + right
-            source = _reshaped(graph, prefix, f"{prefix}.last", [0, -1, _size(shape[1])])
-        out = f"{prefix}.rows"
-        graph.node.append(helper.make_node("GatherND", [source, index], [out], batch_dims=1, name=f"{prefix}.gather"))
+        index, flat, out = f"{prefix}.index", f"{prefix}.flat", f"{prefix}.rows"
+        graph.input.append(helper.make_tensor_value_info(index, TensorProto.INT64, ["rows"]))
+        graph.node.append(helper.make_node("Reshape", [s.tensor, flat_shape], [flat], name=f"{prefix}.reshape"))
+        graph.node.append(helper.make_node("Gather", [flat, index], [out], axis=0, name=f"{prefix}.gather"))
         graph.output.append(helper.make_tensor_value_info(out, elem.get(s.tensor, TensorProto.FLOAT), None))
         outputs[s], indices[s] = out, index
     _reorder(graph, len(model.proto.graph.node))
-    return proto, outputs, indices, widths
+    return proto, outputs, indices
 
 
 def _reorder(graph, original: int) -> None:
@@ -143,9 +129,8 @@ def _reorder(graph, original: int) -> None:
     base, added = list(graph.node[:original]), list(graph.node[original:])
     made = {name: i for i, node in enumerate(base) for name in node.output}
     after: dict[int, list] = {}
-    for node in added:  # a sampler's chain reads its map (or the one before it in the chain) first
-        source = node.input[0]
-        position = made.get(source, -1)
+    for node in added:  # a sampler's chain reads its map (or the node before it in the chain) first
+        position = made.get(node.input[0], -1)
         made[node.output[0]] = position
         after.setdefault(position, []).append(node)
     ordered = after.get(-1, [])
@@ -161,15 +146,3 @@ def _size(dim) -> int:
     if not isinstance(dim, int):
         raise ValueError(f"a sampled map needs a concrete size, not {dim!r}")
     return dim
-
-
-def _reshaped(graph, prefix: str, tensor: str, shape: list[int]) -> str:
-    target = _constant(graph, f"{prefix}.shape", shape)
-    out = f"{prefix}.flat"
-    graph.node.append(helper.make_node("Reshape", [tensor, target], [out], name=f"{prefix}.reshape"))
-    return out
-
-
-def _constant(graph, name: str, values: list[int]) -> str:
-    graph.initializer.append(helper.make_tensor(name, TensorProto.INT64, [len(values)], values))
-    return name

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprune.reconstruct.schedule import changed_tensors
+from edgeprune.reconstruct.levels import changed_tensors
 from edgeprune.reconstruct.streamed import Sums, from_gram
 from edgeprune.reconstruct.weights import parameters
 
@@ -44,6 +44,8 @@ def reusable(grams, targets, original, graph, analysis, keep, calibration, *, sa
         if target.input in changed or (target.addend is not None and target.addend in changed):
             continue
         gram = entries[0]
+        if not getattr(gram, "exact", False):
+            continue  # float32 sums: enough for scores, not for a fit
         gram.flush()
         consumer = gram.consumer
         if consumer.geometry is not None and consumer.geometry.groups != 1:

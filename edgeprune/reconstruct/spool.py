@@ -61,7 +61,7 @@ class Spool:
             self.parts.append(values.copy() if not values.flags.owndata else values)
         else:
             assert self.file is not None
-            self.file.write(values.tobytes())
+            values.tofile(self.file)  # straight from the array's buffer: no copy into bytes first
         self.rows += len(values)
 
     def chunks(self, rows: int = 4096) -> Iterator[np.ndarray]:
