@@ -110,13 +110,23 @@ def speedups(path: Path, device, rounds: int) -> list[dict]:
     for alignment in (8, 1):
         kept = case.plan(Budget(macs=0.5, floor=0.05, alignment=alignment))
         pruned = apply_plan(case.model, case.analysis, PruningPlan(case.analysis.model_sha256, kept))
-        runners = [Runner(b, provider=device.provider, precision=device.precision) for b in (case.original, pruned.proto.SerializeToString())]
+        runners = [
+            Runner(b, provider=device.provider, precision=device.precision)
+            for b in (case.original, pruned.proto.SerializeToString())
+        ]
         result = compare(*runners, warmup=5, rounds=rounds)
         keep = case.analysis.keep_mask(kept)
         predicted = case.latency.predict(full) / case.latency.predict(keep)
-        rows.append({"alignment": alignment, "measured": result.ratio, "noise": result.noise, "predicted": predicted,
-                     "macs": case.costs.cost(keep).macs / case.costs.cost(full).macs,
-                     "original_ms": result.a.median_ms})
+        rows.append(
+            {
+                "alignment": alignment,
+                "measured": result.ratio,
+                "noise": result.noise,
+                "predicted": predicted,
+                "macs": case.costs.cost(keep).macs / case.costs.cost(full).macs,
+                "original_ms": result.a.median_ms,
+            }
+        )
     return rows
 
 
@@ -129,34 +139,57 @@ def check(args) -> tuple[str, object]:
 
     folder = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     paths = [_model(name, folder) for name in args.models.split(",")]
-    settings = ProfileSettings(points=args.points, seconds_per_point=args.seconds_per_point)
+
+    def settings(provider: str) -> ProfileSettings:  # TensorRT builds an engine per timed point: fewer
+        points = args.tensorrt_points if provider == "tensorrt" else args.points
+        return ProfileSettings(points=points, seconds_per_point=args.seconds_per_point)
+
     title = "the CPU half (the script's own check)" if "cpu" in args.providers else "measured on a GPU"
-    lines = [f"# The CUDA and TensorRT paths, {title}", "", "Produced by `python benchmarks/gpu_check.py`"
-             f" ({', '.join(args.providers)}). Setup: {_setup(fingerprint(args.providers[0], 0))}.", ""]
-    lines += ["## Capture on the GPU against the CPU", "", "| model | provider | Gram sums | moments | within 1e-3 |",
-              "|---|---|---|---|---|"]
+    lines = [
+        f"# The CUDA and TensorRT paths, {title}",
+        "",
+        "Produced by `python benchmarks/gpu_check.py`"
+        f" ({', '.join(args.providers)}). Setup: {_setup(fingerprint(args.providers[0], 0))}.",
+        "",
+    ]
+    lines += [
+        "## Capture on the GPU against the CPU",
+        "",
+        "| model | provider | Gram sums | moments | within 1e-3 |",
+        "|---|---|---|---|---|",
+    ]
     for path in paths:
         model = load_model(path)
         analysis, data = analyze(model), _images(model, args.images, folder)
         for provider in args.providers:
             diff = capture_difference(model, analysis, data, provider)
             ok = max(diff.values()) <= TOLERANCE
-            lines.append(f"| {path.stem} | {provider} | {diff['gram']:.1e} | {diff['moments']:.1e} | {'yes' if ok else 'NO'} |")
-    lines += ["", "## Speed-ups at half the MACs, aligned and not, against the latency model", "",
-              "| model | provider | precision | align | MACs kept | original ms | measured (+-95%) | predicted | error |",
-              "|---|---|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {path.stem} | {provider} | {diff['gram']:.1e} | {diff['moments']:.1e} | {'yes' if ok else 'NO'} |"
+            )
+    lines += [
+        "",
+        "## Speed-ups at half the MACs, aligned and not, against the latency model",
+        "",
+        "| model | provider | precision | align | MACs kept | original ms | measured (+-95%) | predicted | error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     kept_profile = None
     for provider in args.providers:
-        device = measure_roofline(device_for(provider), settings)
+        device = measure_roofline(device_for(provider), settings(provider))
         for path in paths:
-            device = profile_model(device, path, settings)
+            device = profile_model(device, path, settings(provider))
             for r in speedups(path, device, args.rounds):
                 error = abs(r["predicted"] - r["measured"]) / r["measured"]
-                lines.append(f"| {path.stem} | {provider} | {device.precision} | {r['alignment']} | {r['macs']:.1%} | "
-                             f"{r['original_ms']:.3f} | {r['measured']:.2f}x (+-{r['noise']:.0%}) | "
-                             f"{r['predicted']:.2f}x | {error:.1%} |")
-        lines.append(f"| | {provider} roofline: {device.peak_flops / 1e12:.2f} TFLOP/s {device.precision}, "
-                     f"{device.roofline.memory_bandwidth / 1e9:.0f} GB/s, {device.layer_overhead_us:.1f} us per layer | | | | | | | |")
+                lines.append(
+                    f"| {path.stem} | {provider} | {device.precision} | {r['alignment']} | {r['macs']:.1%} | "
+                    f"{r['original_ms']:.3f} | {r['measured']:.2f}x (+-{r['noise']:.0%}) | "
+                    f"{r['predicted']:.2f}x | {error:.1%} |"
+                )
+        lines.append(
+            f"| | {provider} roofline: {device.peak_flops / 1e12:.2f} TFLOP/s {device.precision}, "
+            f"{device.roofline.memory_bandwidth / 1e9:.0f} GB/s, {device.layer_overhead_us:.1f} us per layer | | | | | | | |"
+        )
         kept_profile = device
     return "\n".join(lines) + "\n", kept_profile
 
@@ -185,27 +218,39 @@ def _images(model, count: int, folder: Path):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--providers", default="cuda,tensorrt", help="comma separated: cuda, tensorrt (cpu: the CPU half)")
+    parser.add_argument(
+        "--providers", default="cuda,tensorrt", help="comma separated: cuda, tensorrt (cpu: the CPU half)"
+    )
     parser.add_argument("--models", default="resnet18,mobilenet_v2", help="bench_latency.py names or .onnx paths")
-    parser.add_argument("--images", type=int, default=64, help="capture: images compared between providers")
-    parser.add_argument("--rounds", type=int, default=30, help="bench: interleaved rounds per comparison")
-    parser.add_argument("--points", type=int, default=4, help="profile: channel counts per axis")
-    parser.add_argument("--seconds-per-point", type=float, default=0.05)
+    parser.add_argument("--images", type=int, default=32, help="capture: images compared between providers")
+    parser.add_argument("--rounds", type=int, default=20, help="bench: interleaved rounds per comparison")
+    parser.add_argument("--points", type=int, default=3, help="profile: channel counts per axis")
+    parser.add_argument("--tensorrt-points", type=int, default=2, help="profile with TensorRT (an engine per point)")
+    parser.add_argument("--seconds-per-point", type=float, default=0.03)
     parser.add_argument("--out", type=Path, help="the page [default: docs/gpu.md, on a GPU only]")
     parser.add_argument("--profile-out", type=Path, help="the measured profile [default: docs/gpu-profile.toml]")
     args = parser.parse_args(argv)
     args.providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     unknown = [p for p in args.providers if p not in NAMES]
     if unknown or not args.providers:
-        print(f"gpu_check: unknown provider {', '.join(unknown) or '(none)'}; choose from cuda, tensorrt, cpu", file=sys.stderr)
+        print(
+            f"gpu_check: unknown provider {', '.join(unknown) or '(none)'}; choose from cuda, tensorrt, cpu",
+            file=sys.stderr,
+        )
         return 2
     for provider in args.providers:
         reason = why_not(provider)
         if reason is not None:
-            print(f"gpu_check: the {provider} execution provider does not load: {reason}; nothing was written", file=sys.stderr)
+            print(
+                f"gpu_check: the {provider} execution provider does not load: {reason}; nothing was written",
+                file=sys.stderr,
+            )
             return 2
     if "cpu" in args.providers and (args.out is None or args.profile_out is None):
-        print("gpu_check: the CPU half needs --out and --profile-out (docs/gpu.md holds the GPU's results)", file=sys.stderr)
+        print(
+            "gpu_check: the CPU half needs --out and --profile-out (docs/gpu.md holds the GPU's results)",
+            file=sys.stderr,
+        )
         return 2
     from onnx_graphsurgeon.logger import G_LOGGER
 
@@ -216,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     text, profile = check(args)
     out = args.out or REPO / "docs" / "gpu.md"
     profile_out = args.profile_out or REPO / "docs" / "gpu-profile.toml"
-    save_profile(profile, profile_out, header="A GPU measured by benchmarks/gpu_check.py: an example of a measured profile.")
+    save_profile(
+        profile, profile_out, header="A GPU measured by benchmarks/gpu_check.py: an example of a measured profile."
+    )
     write_text_atomic(out, text)
     print(text)
     return 0

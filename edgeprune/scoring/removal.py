@@ -69,7 +69,7 @@ class _ConsumerFit:
         self._to_end(self.columns[slots].ravel())
         kept, size = self.size - self.columns[slots].size, self.size
         p, w = self.inverse, self.weight
-        block_inverse = np.linalg.inv(p[kept:size, kept:size])
+        block_inverse = _symmetric_inverse(p[kept:size, kept:size])
         across = np.ascontiguousarray(p[:kept, kept:size])
         change = block_inverse @ w[kept:size]
         added = float(np.sum(w[kept:size] * change)) * self.scale
@@ -98,6 +98,19 @@ class _ConsumerFit:
             moved = self.at[b]
             flat[moved] = a
             self.at[a] = moved
+
+
+def _symmetric_inverse(block: np.ndarray) -> np.ndarray:
+    """The inverse of a block of the (symmetric) inverse Gram matrix, made exactly symmetric so that the
+    downdate it drives keeps the matrix symmetric; a pseudo-inverse where rounding has made it singular
+    (a consumer with far fewer rows than columns: its fit is ill-conditioned, the ridge alone holding it)."""
+    try:
+        inverse = np.linalg.inv(block)
+    except np.linalg.LinAlgError:
+        inverse = np.linalg.pinv(block, hermitian=True)
+    if not np.isfinite(inverse).all():
+        inverse = np.linalg.pinv(block, hermitian=True)
+    return (inverse + inverse.T) * 0.5
 
 
 def removal_scores(
