@@ -282,22 +282,6 @@ def test_scoring_says_how_far_it_got(corpus_dir, tmp_path):
     assert info.statistics is not None and dict(info)["criterion"] == "refit-error"
 
 
-@pytest.mark.parametrize("name", ["resnext", "convnext", "yolox", "flatten_gemm_head"])
-def test_rows_gathered_in_the_session_equal_rows_cut_in_numpy(name, corpus_dir, tmp_path, monkeypatch):
-    """Grouped convs, channels-last MLPs, strided and padded windows, a Gemm on a flattened map."""
-    import edgeprune.capture.sampled as sampled
-
-    model, analysis, data, _, _ = _case(corpus_dir, tmp_path, name, images=12)
-    gathered = capture_grams(model, analysis, data, samples_per_image=8, batch_size=5)
-    monkeypatch.setattr(sampled, "rows_gatherable", lambda model: False)
-    cut = capture_grams(model, analysis, data, samples_per_image=8, batch_size=5)
-    assert len(gathered.grams) == len(cut.grams)
-    for a, b in zip(gathered.grams, cut.grams):
-        assert a.consumer.node == b.consumer.node and a.rows == b.rows
-        np.testing.assert_allclose(a.xx, b.xx, rtol=1e-12, atol=1e-12 * np.abs(b.xx).max())
-        np.testing.assert_allclose(a.x_sum, b.x_sum, rtol=1e-12, atol=1e-12 * max(np.abs(b.x_sum).max(), 1))
-
-
 def test_removal_stays_exact_when_the_fit_is_ill_conditioned():
     """Fewer rows than columns (a classifier on a few hundred images): the ridge alone keeps the Gram matrix
     invertible, and each downdate must still give the inverse of what is left. (On ResNet-50's classifier

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeprune.capture.rows import linear_positions, linear_rows, outputs_at, patches
-from edgeprune.capture.sampled import ONE_BY_ONE, SampledRunner, Sampler, rows_gatherable
+from edgeprune.capture.rows import linear_rows, outputs_at, patches
 from edgeprune.reconstruct.levels import levels, sites
 from edgeprune.reconstruct.segments import SegmentedRun
 from edgeprune.reconstruct.spool import DEFAULT_BUDGET_BYTES, Spool, SpoolBudget
@@ -133,41 +132,22 @@ class Schedule:
         return max(len(target.positions) // max(self.calibration.count, 1), 1)
 
     def _original_outputs(self, works: list[_Work]) -> None:
-        """One pass of the original model: every layer's original outputs at its sampled sites, spooled (the
-        sites gathered inside the session where the opset allows: `capture.sampled`)."""
+        """One pass of the original model (up to the last tensor needed): every layer's original outputs at
+        its sampled sites, spooled."""
         if not works:
             return
-        samplers = {id(w): self._sampler(w.target) for w in works}
-        gather = rows_gatherable(self.original)
-        positions = {s.size: w.target.positions for w in works if (s := samplers[id(w)]) is not None}
-        whole = sorted({w.target.reference for w in works if samplers[id(w)] is None or not gather})
-        found = [s for s in samplers.values() if s is not None] if gather else []
-        runner = SampledRunner(self.original, found, whole, positions, self.settings.provider)
+        run = SegmentedRun(self.original.gs_graph(), self.calibration, keep=False, **self._run_options())
         first = 0
-        for batch in self.calibration.batches(self.settings.batch_size):
+        for batch, values in run.values(sorted({w.target.reference for w in works})):
             count = len(batch.indices)
-            rows, values = runner.run(batch.inputs, first, count)
             for work in works:
-                sampler = samplers[id(work)]
-                if gather and sampler is not None:
-                    y = rows[sampler][:, work.target.kept_out]
-                else:
-                    y = _reference_rows(work.target, values[work.target.reference], first, count)
+                y = _reference_rows(work.target, values[work.target.reference], first, count)
                 if work.y is None:
                     expected = self._rows_per_image(work.target) * self.calibration.count
                     work.y = Spool(y.shape[1:], y.dtype, expected, self.budget)
                 work.y.append(y)
             first += count
-        self.passes += 1
-
-    def _sampler(self, target: Target) -> Sampler | None:
-        """The original tensor a layer matches, at its sites (None for a Gemm: every image is a row)."""
-        shape = self.original.shapes[target.output]
-        if target.geometry is not None:
-            return Sampler(target.reference, (int(shape[2]), int(shape[3])), ONE_BY_ONE)
-        if target.channels_last:
-            return Sampler(target.reference, (linear_positions(shape), 1), None, True)
-        return None
+        self.passes += run.sessions
 
     def _capture(self, run: SegmentedRun, works: list[_Work], pending: set[str]) -> None:
         """One pass of the pruned network for a level: each layer's rows summed (and spooled if rectified)."""
