@@ -255,12 +255,15 @@ def run(job: dict, code: str | None, threads: int, host: str = "shipped") -> dic
     if host == "measure":
         env["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bench-host-cache-")
     if code:
-        env["PYTHONPATH"] = os.pathsep.join([code, env.get("PYTHONPATH", "")])
+        env["EDGEPRUNE_BENCH_CODE"] = code
     done = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(job)], env=env, capture_output=True, text=True, check=False
     )
-    if done.returncode != 0:
-        raise SystemExit(f"{job['kind']} on {Path(job['model']).name} failed:\n{done.stderr[-3000:]}")
+    if done.returncode != 0:  # a finding, not the end of the run: the row says so
+        print(f"{job['kind']} on {job.get('model', '')} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+        return {
+            "error": done.stderr.strip().splitlines()[-1][:200] if done.stderr.strip() else f"exit {done.returncode}"
+        }
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -285,6 +288,9 @@ def render(rows: list[dict]) -> str:
         "|---|---|---|---|" + "---|" * len(STAGES) + "---|---|---|",
     ]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['images']} | failed: {r['error']} |" + " |" * (len(STAGES) + 4))
+            continue
         plain, t = r["plain_s"], r["timings"]
         total = sum(t.values())
         other = total - sum(t.get(s, 0.0) for s in STAGES)
@@ -327,6 +333,15 @@ def host_table(args, folder: Path) -> str:
     return "\n".join(head + lines) + "\n"
 
 
+def _use_code(code: str | None) -> None:
+    """Import edgeprune from ``code`` (a checkout) instead of the installed one: ahead of the path, and
+    ahead of an editable install's import hook."""
+    if not code:
+        return
+    sys.path.insert(0, code)
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower() + str(f).lower()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -347,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the table (and the rows as JSON beside it)")
     args = parser.parse_args(argv)
     if args.child:
+        _use_code(os.environ.get("EDGEPRUNE_BENCH_CODE"))
         print(json.dumps(child(json.loads(args.child))))
         return 0
     folder = Path(args.folder)
