@@ -7,7 +7,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-
 from _data import calibration_set
 from fashion_mnist import load_split, normalise
 

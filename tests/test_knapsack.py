@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from cli_runner import run
 from onnx_graphsurgeon.logger import G_LOGGER
 
-from cli_runner import run
 from edgeprune.analysis import analyze
 from edgeprune.cost import PlanCostModel
 from edgeprune.errors import InputError
@@ -30,7 +30,7 @@ def _brute_force(losses, costs, capacity):
     best = None
     for choice in itertools.product(*(range(len(c)) for c in costs)):
         cost = sum(c[i] for c, i in zip(costs, choice))
-        loss = sum(l[i] for l, i in zip(losses, choice))
+        loss = sum(loss[i] for loss, i in zip(losses, choice))
         if cost <= capacity and (best is None or loss < best - 1e-12):
             best = loss
     return best
@@ -41,7 +41,7 @@ def test_the_programme_finds_the_brute_force_optimum(seed):
     rng = np.random.default_rng(seed)
     groups = int(rng.integers(1, 5))
     losses = [rng.random(int(rng.integers(1, 6))) for _ in range(groups)]
-    costs = [rng.integers(0, 12, len(l)).astype(float) for l in losses]
+    costs = [rng.integers(0, 12, len(loss)).astype(float) for loss in losses]
     capacity = float(rng.integers(0, 30))
     best = _brute_force(losses, costs, capacity)
     found = solve(losses, costs, capacity)
@@ -49,7 +49,7 @@ def test_the_programme_finds_the_brute_force_optimum(seed):
         assert found is None
         return
     assert sum(c[i] for c, i in zip(costs, found)) <= capacity
-    assert sum(l[i] for l, i in zip(losses, found)) == pytest.approx(best, abs=1e-12)
+    assert sum(loss[i] for loss, i in zip(losses, found)) == pytest.approx(best, abs=1e-12)
 
 
 def test_real_costs_are_rounded_up_so_every_answer_fits():
