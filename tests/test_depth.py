@@ -207,6 +207,34 @@ def test_the_latency_saved_is_the_removed_layers_overhead():
     assert measured.predict_full() == pytest.approx(len(latency.layers) * 0.003)  # the device's own figure wins
 
 
+def test_the_latency_section_splits_the_gain_between_blocks_and_channels():
+    """A mixed plan's report: ms saved by the removed layers plus ms saved by the thinned channels is the whole
+    predicted gain, and the removed part is what those layers cost before; a channel plan's section has none."""
+    from edgeprune.hardware import LatencyModel, resolve_device
+    from edgeprune.hardware.validation import latency_section
+    from edgeprune.reporting.text import gain_text
+
+    model = load_model(REFERENCE)
+    analysis = analyze(model)
+    blocks = find_blocks(model, analysis).blocks[:2]
+    latency = LatencyModel(resolve_device("jetson-orin-nano"), model, analysis)
+    channels = simple_plan(analysis, 0.5)
+    assert "predicted_gain" not in latency_section(latency, analysis.keep_mask(channels.kept), None)
+    keep = analysis.keep_mask(with_removed(channels.kept, blocks))
+    section = latency_section(latency, keep, None, removed_blocks=len(blocks))
+    split = section["predicted_gain"]
+    gone = [row for row in section["layers"] if row["source"] == "removed"]
+    assert split["removed_blocks"] == 2 and split["removed_layers"] == len(gone) == 4
+    assert split["depth_ms"] == pytest.approx(sum(row["predicted_ms_before"] for row in gone))
+    assert split["depth_ms"] > 0 and split["channels_ms"] > 0
+    assert split["depth_ms"] + split["channels_ms"] == pytest.approx(
+        section["predicted_ms_before"] - section["predicted_ms_after"]
+    )
+    assert split["depth_share"] == pytest.approx(split["depth_ms"] / split["ms_saved"])
+    text = gain_text(section)
+    assert text is not None and "2 removed blocks (4 layers, " in text and f"{split['depth_ms']:.3f} ms" in text
+
+
 def test_a_measured_overhead_is_written_and_read_back():
     import tomllib
 
@@ -267,7 +295,7 @@ def _optimize(capsys, out: Path, *extra):
 
 def test_optimize_semiotic_depth_on_removes_blocks_and_repeats(capsys, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
-    code, _, err = _optimize(capsys, first, "--depth", "on", "--target-flops", "0.8")
+    code, out, err = _optimize(capsys, first, "--depth", "on", "--target-flops", "0.8")
     assert code == 0, err
     plan = PruningPlan.load(first / "plan.json")
     model = load_model(REFERENCE)
@@ -279,6 +307,12 @@ def test_optimize_semiotic_depth_on_removes_blocks_and_repeats(capsys, tmp_path)
     report = json.loads((first / "report.json").read_text())
     assert report["verification"]["passed"]
     assert sum(row["source"] == "removed" for row in report["latency"]["layers"]) == 2 * len(removed)
+    latency, split = report["latency"], report["latency"]["predicted_gain"]
+    assert split["removed_blocks"] == len(removed) and split["removed_layers"] == 2 * len(removed)
+    gain = latency["predicted_ms_before"] - latency["predicted_ms_after"]
+    assert split["depth_ms"] + split["channels_ms"] == pytest.approx(gain, abs=1e-9) and split["depth_ms"] > 0
+    shown = f"{split['depth_ms']:.3f} ms saved by {len(removed)} removed blocks"
+    assert shown in out and shown in (first / "report.md").read_text() and shown in (first / "report.html").read_text()
     assert _optimize(capsys, second, "--depth", "on", "--target-flops", "0.8")[0] == 0
     assert (first / "plan.json").read_bytes() == (second / "plan.json").read_bytes()
     code, out, err = run(capsys, "prune", REFERENCE, "--plan", first / "plan.json", "-o", tmp_path / "again.onnx")

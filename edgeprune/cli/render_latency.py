@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from edgeprune.reporting.text import gain_text
+
 
 def latency_lines(section: Mapping, limit: int = 40, layers: bool = True) -> list[str]:
     """The predicted and measured totals; with ``layers`` (``-v``) also the device's description, up to
@@ -20,6 +22,9 @@ def latency_lines(section: Mapping, limit: int = 40, layers: bool = True) -> lis
         if speedup
         else ""
     )
+    split = gain_text(section)
+    if split:
+        lines.append(f"    gain      {split}")
     host = section.get("measured_host")
     if host:
         lines.append(

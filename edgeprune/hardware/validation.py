@@ -37,8 +37,12 @@ def measure_on_host(
     return HostMeasurement(a.providers[0], result.a.to_dict(), result.b.to_dict(), result.ratio, result.noise, rounds)
 
 
-def latency_section(latency: LatencyModel, keep: np.ndarray, host: HostMeasurement | None) -> dict:
-    """The report's latency part: totals, per-layer rows, the host measurement and the warnings."""
+def latency_section(
+    latency: LatencyModel, keep: np.ndarray, host: HostMeasurement | None, removed_blocks: int = 0
+) -> dict:
+    """The report's latency part: totals, per-layer rows, the host measurement and the warnings; when the plan
+    removes residual blocks (``removed_blocks`` of them), also how the predicted gain splits between them and
+    the channels cut in the layers that stay (`gain_split`)."""
     device = latency.profile
     full = np.ones_like(keep, dtype=bool)
     before, after = latency.breakdown(full), latency.breakdown(keep)
@@ -82,6 +86,8 @@ def latency_section(latency: LatencyModel, keep: np.ndarray, host: HostMeasureme
         "notes": notes,
         "layers": rows,
     }
+    if any(a.source == "removed" for a in after):
+        section["predicted_gain"] = gain_split(latency, keep, removed_blocks)
     if host is not None:
         section["measured_host"] = host.__dict__.copy()
         if predicted_gain < host.noise:
@@ -99,6 +105,20 @@ def latency_section(latency: LatencyModel, keep: np.ndarray, host: HostMeasureme
     for text in warnings:
         logger.warning(text)
     return section
+
+
+def gain_split(latency: LatencyModel, keep: np.ndarray, removed_blocks: int = 0) -> dict:
+    """The predicted ms saved, split: by the layers of removed blocks (their whole cost, launch included) and
+    by the channels cut in the layers that stay; the two add up to the whole predicted gain."""
+    depth_ms, gain_ms = latency.gain_from_removed(keep)
+    return {
+        "removed_blocks": removed_blocks,
+        "removed_layers": sum(row.source == "removed" for row in latency.breakdown(keep)),
+        "ms_saved": gain_ms,
+        "depth_ms": depth_ms,
+        "channels_ms": gain_ms - depth_ms,
+        "depth_share": depth_ms / gain_ms if gain_ms > 0 else None,
+    }
 
 
 def _reduction(before: float, after: float) -> float:

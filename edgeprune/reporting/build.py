@@ -84,7 +84,14 @@ def latency_report(job, final, plan) -> dict:
     """Predicted latency on the target and, interleaved on this machine, measured latency before and after."""
     from edgeprune.hardware.validation import latency_section
 
-    return latency_section(job.latency, job.analysis.keep_mask(plan.kept), host_measurement(job, final))
+    kept, removed = plan.kept, ()
+    if plan.removed_blocks or any(len(indices) == 0 for indices in plan.kept.values()):
+        from edgeprune.surgery.depth import plan_blocks, with_removed
+
+        _, removed = plan_blocks(job.model, job.analysis, plan)
+        kept = with_removed(plan.kept, removed)  # a block named but not emptied is priced as gone too
+    keep = job.analysis.keep_mask(kept)
+    return latency_section(job.latency, keep, host_measurement(job, final), removed_blocks=len(removed))
 
 
 def host_measurement(job, final):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from edgeprune.reporting.text import change, headline, judged, measure_name, short_name
+from edgeprune.reporting.text import change, gain_text, headline, judged, measure_name, short_name
 
 FOLD_AFTER = 30  # a longer per-layer table is folded (<details>) so a pull-request comment stays short
 
@@ -65,6 +65,9 @@ def summary_rows(data: Mapping) -> list[tuple[str, str]]:
                 change(latency["predicted_ms_before"], latency["predicted_ms_after"], ".3f", " ms"),
             )
         )
+        split = gain_text(latency)
+        if split:
+            rows.append(("predicted gain: removed blocks and channels", split))
         host = latency.get("measured_host")
         if host:
             rows.append(("measured latency on this machine", host_text(host)))

@@ -51,6 +51,20 @@ def measure_name(data: Mapping) -> str:
     return f"held-out {final.get('measure') or 'output error'}"
 
 
+def gain_text(latency: Mapping) -> str | None:
+    """How the predicted gain splits between removed blocks and thinned channels, in words; None for a plan
+    that removes no block (the report has no ``predicted_gain`` then)."""
+    split = latency.get("predicted_gain")
+    if not split:
+        return None
+    share = "" if split["depth_share"] is None else f", {split['depth_share']:.1%} of the gain"
+    return (
+        f"{split['depth_ms']:.3f} ms saved by {split['removed_blocks']} removed blocks "
+        f"({split['removed_layers']} layers{share}), {split['channels_ms']:.3f} ms by thinned channels; "
+        f"{split['ms_saved']:.3f} ms in all"
+    )
+
+
 def headline(data: Mapping) -> str:
     """One sentence: the speed-up predicted on the device and measured here, what was kept, what was cut."""
     latency = data.get("latency") or {}
@@ -59,6 +73,9 @@ def headline(data: Mapping) -> str:
     parts = []
     if latency.get("predicted_speedup"):
         parts.append(f"{latency['predicted_speedup']:.2f}x predicted on {latency['device']}")
+        share = (latency.get("predicted_gain") or {}).get("depth_share")
+        if share is not None:
+            parts[-1] += f" ({share:.0%} of the gain from removed blocks)"
     if host.get("speedup"):
         parts.append(f"{host['speedup']:.2f}x measured on this machine")
     drop = final.get("drop_points")
