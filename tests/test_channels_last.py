@@ -3,6 +3,8 @@ priced, reconstructed and scored; the LayerNorm-ed residual stream is frozen wit
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -311,6 +313,48 @@ def test_activation_criteria_read_the_hidden_map_as_its_channels_first_transpose
     context = ScoringContext(model, analysis, stats)
     for criterion in ("aura-mi", "entropy", "hist-mi", "activation"):
         assert scorer(criterion)(context, analysis.prunable_groups[0]) is not None, criterion
+
+
+def test_the_semiotic_curve_reads_the_hidden_map_as_its_channels_first_transpose(tmp_path):
+    """`edgeprune analyze` measures the channels-last hidden activation on its last axis: its curve is the brute-force
+    one of the same maps transposed to N,C,H,W (channel mean, min-max levels, 8-neighbour aura entropy)."""
+    from test_semiotic_curve import brute_entropy, brute_saliency
+
+    from edgeprune.semiotic import saliency_layers
+    from edgeprune.semiotic.measure import measure_curve
+
+    model = normalize_proto(channels_last_mlp_model())
+    analysis = analyze(model)
+    (layer,) = saliency_layers(model, analysis)
+    assert (layer.tensor, layer.channels, layer.channel_axis, layer.spatial_axes) == ("act", 32, 3, (1, 2))
+    data, arrays = _calibration(model, tmp_path, count=12)
+    curve = measure_curve(model, analysis, data, batch_size=1, provider="cpu")  # the block's batch is fixed at 1
+    runner = ActivationRunner(model, ["act"], "cpu")
+    hidden = np.concatenate([runner.run({"x": arrays["x"][i : i + 1]})["act"] for i in range(12)])
+    maps = brute_saliency(hidden.transpose(0, 3, 1, 2).astype(np.float64))
+    expected = np.mean([brute_entropy(m[0], default_levels(6, 6))[0] for m in maps])
+    (point,) = curve.layers
+    assert (point.tensor, point.height, point.width, curve.images) == ("act", 6, 6, 12)
+    assert point.entropy == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_semiotic_meter_prunes_the_hidden_maps_on_their_last_axis(convnext):
+    """On the zoo's ConvNeXt every MLP hidden map is a semiotic layer, read channels-last; with half the hidden
+    channels kept, its entropies are those of the transposed maps with the same channels kept."""
+    from edgeprune.semiotic import CurveAccumulator, saliency_layers
+
+    model, analysis = convnext("legacy")
+    layers = saliency_layers(model, analysis)
+    assert [(layer.channels, layer.channel_axis) for layer in layers] == [(c, 3) for c in HIDDEN]
+    keep = analysis.keep_mask({g.id: tuple(range(0, g.channels, 2)) for g in analysis.prunable_groups})
+    positions = {layer.tensor: analysis.kept_positions(layer.tensor, keep) for layer in layers}
+    values = ActivationRunner(model, [layer.tensor for layer in layers], "cpu").run(random_inputs(model, batch=4, seed=3))
+    measured, reference = CurveAccumulator(layers), CurveAccumulator([replace(layer, channel_axis=1) for layer in layers])
+    measured.update(values, positions)
+    reference.update({name: np.ascontiguousarray(v.transpose(0, 3, 1, 2)) for name, v in values.items()}, positions)
+    np.testing.assert_allclose(measured.curve().entropies, reference.curve().entropies, rtol=1e-6)
+    assert [p.height for p in measured.curve().layers] == [p.height for p in reference.curve().layers]
+    assert np.ptp(measured.curve().entropies) > 0
 
 
 def test_the_rl_entropy_reward_reads_the_hidden_map_channels_first(tmp_path):

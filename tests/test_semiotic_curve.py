@@ -133,3 +133,20 @@ def test_pooling_to_a_common_resolution_averages_blocks_and_keeps_smaller_maps()
     accumulator = CurveAccumulator(layers, resolution=3)
     accumulator.update({"ta": maps})
     assert (accumulator.curve().layers[0].height, accumulator.curve().layers[0].levels) == (3, 4)
+
+
+def test_a_channels_last_map_gives_the_curve_of_its_channels_first_transpose():
+    """A layer whose channels are on the last axis (N,H,W,C) is measured as the same maps laid out N,C,H,W."""
+    rng = np.random.default_rng(9)
+    acts = rng.standard_normal((5, 4, 6, 7))  # N,H,W,C
+    kept, weights = np.array([True, False, True, True, False, True, True]), rng.random(7)
+    first = acts.transpose(0, 3, 1, 2)
+    for k, w in ((None, None), (kept, None), (kept, weights)):
+        np.testing.assert_allclose(saliency_maps(acts, k, w, channel_axis=3), brute_saliency(first, k, w), rtol=1e-12)
+    accumulator = CurveAccumulator([SaliencyLayer("a", "ta", ("g",), 7, channel_axis=3)])
+    accumulator.update({"ta": acts}, {"ta": kept})
+    expected = np.mean([brute_entropy(m[0], 8)[0] for m in brute_saliency(first, kept)])
+    np.testing.assert_allclose(accumulator.curve().entropies, [expected], rtol=1e-12)
+    assert (accumulator.curve().layers[0].height, accumulator.curve().layers[0].width) == (4, 6)
+    with pytest.raises(ValueError, match="axis 1 or 3"):
+        saliency_maps(acts, channel_axis=2)

@@ -22,18 +22,25 @@ from edgeprune.semiotic.layers import SaliencyLayer
 
 
 def saliency_maps(
-    activations: np.ndarray, positions: np.ndarray | None = None, weights: np.ndarray | None = None
+    activations: np.ndarray,
+    positions: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    channel_axis: int = 1,
 ) -> np.ndarray:
-    """(N, 1, H, W) float64 maps: the (weighted) mean over the channels of ``activations`` (N, C, H, W).
+    """(N, 1, H, W) float64 maps: the (weighted) mean over the channels of ``activations`` (N, C, H, W, or
+    N, H, W, C with ``channel_axis`` 3: a channels-last map gives the maps of its N, C, H, W transpose).
 
     ``positions`` (bool per channel) keeps only those channels: what the pruned layer still has. Weights
     that are all zero on the kept channels fall back to the plain mean. The sum runs as one matrix product
-    in the activations' own precision (float32 from ONNX Runtime), without copying the kept channels out.
+    in the activations' own precision (float32 from ONNX Runtime), without copying the kept channels out
+    (nor, channels-last, transposing the map: the product runs over its last axis in place).
     """
     maps = np.asarray(activations)
     if maps.ndim != 4:
         raise ValueError(f"expected activations of shape (N, C, H, W), got {maps.shape}")
-    kept = np.ones(maps.shape[1], dtype=bool) if positions is None else np.asarray(positions, dtype=bool)
+    if channel_axis not in (1, 3):
+        raise ValueError(f"a map's channels are on axis 1 or 3, not {channel_axis}")
+    kept = np.ones(maps.shape[channel_axis], dtype=bool) if positions is None else np.asarray(positions, dtype=bool)
     if not kept.any():
         raise ValueError("a saliency map needs at least one channel")
     w = kept.astype(np.float64)
@@ -41,8 +48,13 @@ def saliency_maps(
         w = np.where(kept, np.asarray(weights, dtype=np.float64), 0.0)
     w /= w.sum()
     dtype = maps.dtype if maps.dtype in (np.float32, np.float64) else np.float64
+    maps = maps.astype(dtype, copy=False)
+    if channel_axis == 3:
+        n, h, width, c = maps.shape
+        summed = np.matmul(maps.reshape(n, h * width, c), w.astype(dtype))
+        return summed.reshape(n, 1, h, width).astype(np.float64)
     n, c, h, width = maps.shape
-    flat = maps.astype(dtype, copy=False).reshape(n, c, h * width)
+    flat = maps.reshape(n, c, h * width)
     return np.matmul(w.astype(dtype)[None, None, :], flat).reshape(n, 1, h, width).astype(np.float64)
 
 
@@ -157,7 +169,7 @@ class CurveAccumulator:
         for i, layer in enumerate(self.layers):
             acts = values[layer.tensor]
             kept = positions.get(layer.tensor) if positions else None
-            maps = saliency_maps(acts, kept, self.weights.get(layer.tensor))
+            maps = saliency_maps(acts, kept, self.weights.get(layer.tensor), layer.channel_axis)
             if self.resolution:
                 maps = pooled(maps, self.resolution)
             h, w = maps.shape[2:]
