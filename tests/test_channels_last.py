@@ -357,6 +357,48 @@ def test_the_semiotic_meter_prunes_the_hidden_maps_on_their_last_axis(convnext):
     assert np.ptp(measured.curve().entropies) > 0
 
 
+def _channels_last_residual_model():
+    """Conv -> Relu -> Transpose to N,H,W,C -> a residual block on the channels-last stream (MatMul C->2C, Relu,
+    MatMul 2C->C, Add, Relu) -> Transpose back -> Conv: depth pruning can remove the block."""
+    from builders import init, make_model, tensor_info
+
+    rng, node = np.random.default_rng(4), onnx.helper.make_node
+    nodes = [node("Conv", ["x", "stem.w"], ["stream"], name="stem"), node("Relu", ["stream"], ["s"], name="stem_relu"),
+             node("Transpose", ["s"], ["last"], name="to_last", perm=[0, 2, 3, 1]),
+             node("MatMul", ["last", "fc1.w"], ["h"], name="fc1"), node("Relu", ["h"], ["act"], name="act"),
+             node("MatMul", ["act", "fc2.w"], ["branch"], name="fc2"),
+             node("Add", ["last", "branch"], ["sum"], name="residual"), node("Relu", ["sum"], ["out"], name="out_relu"),
+             node("Transpose", ["out"], ["first"], name="to_first", perm=[0, 3, 1, 2]),
+             node("Conv", ["first", "head.w"], ["y"], name="head")]
+    shapes = {"stem.w": (8, 3, 1, 1), "fc1.w": (8, 16), "fc2.w": (16, 8), "head.w": (4, 8, 1, 1)}
+    inits = [init(name, (0.3 * rng.standard_normal(shape)).astype(np.float32)) for name, shape in shapes.items()]
+    return normalize_proto(make_model(nodes, [tensor_info("x", [1, 3, 6, 5])], [tensor_info("y", [1, 4, 6, 5])], inits))
+
+
+def test_the_depth_rule_reads_a_channels_last_block_on_its_last_axis():
+    """Delta H of a residual block on an N,H,W,C stream: H(out) - H(in) of its maps transposed to N,C,H,W."""
+    from test_semiotic_curve import brute_entropy, brute_saliency
+
+    from edgeprune.analysis.blocks import find_blocks
+    from edgeprune.semiotic.depth import block_deltas
+
+    model = _channels_last_residual_model()
+    analysis = analyze(model)
+    (block,) = find_blocks(model, analysis).blocks
+    assert (block.shortcut, analysis.tensors["last"].axis, analysis.tensors["out"].axis) == ("last", 3, 3)
+    batches = [random_inputs(model, batch=1, seed=seed) for seed in range(4)]
+    deltas = block_deltas(model, [block], (), batches, None, "cpu", analysis)
+    runner = ActivationRunner(model, ["last", "out"], "cpu")
+    values = [runner.run(feeds) for feeds in batches]
+
+    def entropy(name: str) -> float:
+        maps = np.concatenate([brute_saliency(v[name].transpose(0, 3, 1, 2).astype(np.float64)) for v in values])
+        return float(np.mean([brute_entropy(m[0], default_levels(6, 5))[0] for m in maps]))
+
+    assert deltas[block.id] == pytest.approx(entropy("out") - entropy("last"), rel=1e-9, abs=1e-12)
+    assert deltas[block.id] != pytest.approx(block_deltas(model, [block], (), batches, None, "cpu")[block.id])
+
+
 def test_the_rl_entropy_reward_reads_the_hidden_map_channels_first(tmp_path):
     from edgeprune.search.judge import Judge, measured_layers
     from edgeprune.search.rewards import map_entropies

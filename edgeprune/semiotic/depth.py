@@ -95,7 +95,9 @@ class _Search:
 
     def step(self, open_: Sequence[ResidualBlock]) -> bool:
         """Try the open blocks, least |Delta H| first, until one holds the guard; False when none does."""
-        deltas = block_deltas(self.current, open_, self.removed, self.batches, self.levels, self.context.provider)
+        deltas = block_deltas(
+            self.current, open_, self.removed, self.batches, self.levels, self.context.provider, self.context.analysis
+        )
         for block in sorted(open_, key=lambda b: (abs(deltas[b.id]), open_.index(b))):
             rebuilt, drop = _judge(self.context, [*self.removed, block], self.refit_set, self.judge_set)
             taken = drop <= self.depth.guard + 1e-9
@@ -129,22 +131,30 @@ def _short_of(selector, removed: Sequence[ResidualBlock], depth: DepthSettings) 
 
 
 def block_deltas(
-    model, blocks: Sequence[ResidualBlock], removed: Sequence[ResidualBlock], batches, levels, provider
+    model, blocks: Sequence[ResidualBlock], removed: Sequence[ResidualBlock], batches, levels, provider, analysis=None
 ) -> dict[str, float]:
     """Per block, Delta H_b = H(its output) - H(its input) of the channel-mean saliency maps on ``batches``,
-    measured on ``model`` (the original without ``removed``: a block's input may now be an earlier one's)."""
+    measured on ``model`` (the original without ``removed``: a block's input may now be an earlier one's).
+    ``analysis`` (the original's channel analysis) says which maps are channels-last; without it all are N,C,H,W."""
     from edgeprune.capture.session import ActivationRunner
 
     alias = aliases(removed)
     ends = {b.id: (alias.get(b.shortcut, b.shortcut), _output_map(model, b.output)) for b in blocks}
     tensors = sorted({t for pair in ends.values() for t in pair})
-    layers = [SaliencyLayer(t, t, (), 0) for t in tensors]
+    layers = [SaliencyLayer(t, t, (), 0, _channel_axis(analysis, t)) for t in tensors]
     accumulator = CurveAccumulator(layers, levels)
     runner = ActivationRunner(model, tensors, provider)
     for feeds in batches:
         accumulator.update(runner.run(feeds))
     entropy = dict(zip(tensors, accumulator.curve().entropies.tolist()))
     return {b: entropy[out] - entropy[inp] for b, (inp, out) in ends.items()}
+
+
+def _channel_axis(analysis, tensor: str) -> int:
+    """Where a block end's channels are, as the channel analysis tracks them and capture reads them: on the
+    last axis of a channels-last (N,H,W,C) residual stream, else on axis 1."""
+    channels = None if analysis is None else analysis.tensors.get(tensor)
+    return 3 if channels is not None and channels.axis == 3 else 1
 
 
 def _judge(context, removed: Sequence[ResidualBlock], refit_set, judge_set):
