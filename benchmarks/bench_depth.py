@@ -74,6 +74,12 @@ class Case:
 
             ex = experiment(REPO / "edgeprune" / "reference" / f"{name}_fmnist.onnx", args.calib, args.test, args.seed)
             self.model, self.fit, self.test = ex.model, ex.fit, ex.test
+            self.train = None
+            if args.distill_epochs > 0:
+                from _data import calibration_set, split_arrays
+
+                train_x, train_y, _ = split_arrays("train", args.train_images, args.seed + 1)
+                self.train = calibration_set(self.model, train_x, train_y, Path(args.work))
         self.analysis = analyze(self.model)
         self.costs = PlanCostModel(self.model, self.analysis)
         self.jetson = LatencyModel(resolve_device("jetson-orin-nano"), self.model, self.analysis)
@@ -168,6 +174,8 @@ class Case:
             )
             judged = compare(self.model, final, self.test, batch_size=200, provider="cpu")
             row["accuracy"], row["original"] = judged.accuracy_pruned, judged.accuracy_original
+            if self.train is not None:
+                row["distilled"] = self.distilled(plan, final, args)
         else:
             final = pruned
         host = measure_on_host(self.original, final.proto.SerializeToString(), rounds=args.rounds, threads=1)
@@ -175,6 +183,18 @@ class Case:
         if self.host is not None:
             row["host_predicted"] = self.host.predict_full() / self.host.predict(keep)
         return row
+
+    def distilled(self, plan, final, args) -> float:
+        """Test accuracy after distilling ``final`` from the original for ``--distill-epochs`` of the labelled
+        train images (distill's defaults); the weights kept are the best on 200 calibration images."""
+        from edgeprune.evaluate import compare
+        from edgeprune.recovery import distill_outcome
+        from edgeprune.train.settings import DistillSettings
+
+        held_out = self.fit.take(200, seed=args.seed)
+        settings = DistillSettings(epochs=args.distill_epochs)
+        student, _ = distill_outcome(self.model, self.analysis, plan, final, self.train, held_out, settings)
+        return compare(self.model, student, self.test, batch_size=200, provider="cpu").accuracy_pruned
 
 
 def plans(case: Case, k: int | None, order: list) -> tuple[float, dict]:
@@ -218,6 +238,8 @@ def main() -> None:
     parser.add_argument("--stage-keep", type=int, default=1, help="(MobileNetV2 uses 0: one block per stage)")
     parser.add_argument("--guard", type=float, default=1.0, help="--depth-guard: points one removal may cost")
     parser.add_argument("--work", default="/tmp")
+    parser.add_argument("--distill-epochs", type=float, default=0.0, help="also the accuracy after distillation")
+    parser.add_argument("--train-images", type=int, default=60000, help="labelled train images to distil on")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -251,13 +273,18 @@ def report(case: Case, order: list, steps: list, args) -> list[str]:
         "| target | plan | blocks | MACs kept | Jetson predicted | of it from removed layers | host measured (+-95%) |"
     )
     extra = " host predicted |" if case.host is not None else " test accuracy (drop) |"
-    lines += ["", head + extra, "|---|---|---|---|---|---|---|---|"]
+    distilling = case.fit is not None and args.distill_epochs > 0
+    if distilling:
+        extra += f" after {args.distill_epochs:g}-epoch distillation (drop) |"
+    lines += ["", head + extra, "|---|---|---|---|---|---|---|---|" + ("---|" if distilling else "")]
     cache: dict = {}
     for k in [*range(1, len(order) + 1), None]:
         target, found = plans(case, k, order)
         for label, kept in found.items():
             if isinstance(kept, str):
-                lines.append(f"| {target:.2f}x | {label} | - | - | {kept} | - | - | - |")
+                lines.append(
+                    f"| {target:.2f}x | {label} | - | - | {kept} | - | - | - |" + (" - |" if distilling else "")
+                )
                 continue
             key = tuple(sorted(kept.items()))
             row = cache[key] = cache.get(key) or case.evaluate(kept, args)
@@ -266,6 +293,10 @@ def report(case: Case, order: list, steps: list, args) -> list[str]:
                 if "host_predicted" in row
                 else f" {100 * row['accuracy']:.2f}% ({100 * (row['accuracy'] - row['original']):+.2f}) |"
             )
+            if "distilled" in row:
+                tail += f" {100 * row['distilled']:.2f}% ({100 * (row['distilled'] - row['original']):+.2f}) |"
+            elif distilling:
+                tail += " - |"
             lines.append(
                 f"| {target:.2f}x | {label} | {row['blocks']} | {row['macs']:.1%} | {row['jetson']:.2f}x | "
                 f"{row['depth_share']:.0%} | {row['host']:.2f}x (+-{row['noise']:.0%}) |" + tail

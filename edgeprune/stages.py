@@ -76,6 +76,7 @@ def cut(
         batch_size=settings.batch_size,
         provider=settings.provider,
         progress=progress,
+        reconstruction=settings.reconstruction,
     )
     kept = _select(chosen, context, settings.selection)
     rebuild = settings.reconstruction
