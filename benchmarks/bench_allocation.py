@@ -5,7 +5,8 @@
 
 Rows: the l1 baselines (uniform, global ranking), the default before this benchmark (mi: the global ranking
 of refit-error scores, mean-normalised), the knapsack (refit-error), and the RL agent once per reward, its
-plans judged as reconstruction would leave them (channels inside a group by refit-error). Calibration
+plans judged as reconstruction would leave them (channels inside a group by refit-error), and the semiotic
+greedy with its curves measured masked and as reconstruction would leave them. Calibration
 (scoring, search, reconstruction): 512 images of the Fashion-MNIST TRAIN split; validation: other train
 images (``--validation-images``, disjoint from calibration), on which the default is chosen; test: the
 TEST split (10,000 images), reported. Align 1 is ``--align 1`` (counts free); align 8 the host's default
@@ -33,6 +34,7 @@ REWARDS = ("entropy", "accuracy", "agreement", "refit")
 def methods(episodes: int, warmup: int | None = None, rewards=REWARDS):
     """(label, strategy, criterion, rl settings or None) of every row."""
     from edgeprune.search.settings import AgentSettings, SearchSettings
+    from edgeprune.semiotic.settings import SemioticSettings
 
     agent = AgentSettings() if warmup is None else AgentSettings(warmup=warmup)
 
@@ -45,6 +47,8 @@ def methods(episodes: int, warmup: int | None = None, rewards=REWARDS):
     for reward in rewards:
         search = SearchSettings(reward=reward, episodes=episodes, agent=agent)
         rows.append((f"rl, {reward} reward", "rl", "refit-error", search))
+    for judge in ("masked", "reconstructed"):
+        rows.append((f"semiotic, {judge} judge", "semiotic", "refit-error", SemioticSettings(judge=judge)))
     return rows
 
 
@@ -68,6 +72,7 @@ def main(argv=None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     logging.getLogger("edgeprune.search.rl").setLevel(logging.INFO)
+    logging.getLogger("edgeprune.semiotic.strategy").setLevel(logging.INFO)  # steps and curve measurements
     from onnx_graphsurgeon.logger import G_LOGGER
 
     from edgeprune.reference import model_path
@@ -114,8 +119,8 @@ def run_model(args, name: str, path, found: dict) -> list[dict]:
                     {"seed": args.seed, "provider": "cpu", "scoring": {"criterion": criterion},
                      "selection": {"strategy": strategy}}
                 )
-                if search is not None:
-                    settings = replace(settings, selection=replace(settings.selection, rl=search))
+                if search is not None:  # the strategy's own table: [selection.rl] or [selection.semiotic]
+                    settings = replace(settings, selection=replace(settings.selection, **{strategy: search}))
                 if criterion not in scored:
                     scored[criterion] = score_channels(model, analysis, fit, settings)
                 scores, scoring = scored[criterion]
@@ -134,7 +139,7 @@ def run_model(args, name: str, path, found: dict) -> list[dict]:
                     "validation": judged["validation"].accuracy_pruned, "test": judged["test"].accuracy_pruned,
                     "agreement_test": judged["test"].agreement,
                     "search_s": timings.get("select", 0.0), "total_s": total,
-                    "episodes": search.episodes if search else None,
+                    "episodes": getattr(search, "episodes", None),
                     "counts": [len(outcome.plan.kept.get(g.id, range(g.channels))) for g in analysis.prunable_groups],
                 }
                 rows.append(row)

@@ -35,11 +35,12 @@ def calib_path(tmp_path_factory):
     return path
 
 
-def context(model, calib_path, budget: Budget, images: int = 6) -> SelectionContext:
+def context(model, calib_path, budget: Budget, images: int = 6, **settings) -> SelectionContext:
     analysis = analyze(model)
     return SelectionContext(model, analysis, Selector(analysis, PlanCostModel(model, analysis), budget), SCORES,
-                            fit=load_calibration(calib_path, model), settings=SemioticSettings(images=images),
-                            seed=0, batch_size=1, provider="cpu")
+                            fit=load_calibration(calib_path, model),
+                            settings=SemioticSettings(images=images, **settings), seed=0, batch_size=1,
+                            provider="cpu")
 
 
 def test_meets_the_budget_keeps_the_best_scored_channels_and_repeats(model, calib_path):
@@ -49,6 +50,44 @@ def test_meets_the_budget_keeps_the_best_scored_channels_and_repeats(model, cali
     for gid, channels in kept.items():
         assert 2 <= len(channels) and set(channels) == set(np.argsort(-SCORES[gid], kind="stable")[:len(channels)])
     assert semiotic_strategy(ctx) == kept
+
+
+# the plan the strategy chose at 60% of the MACs (6 images, seed 0) when it measured every curve masked
+MASKED_PLAN = {"conv_a": (0, 2, 3, 4, 6, 7), "conv_b": (1, 3, 4, 5)}
+
+
+def test_the_masked_judge_chooses_what_the_masked_curves_chose_before(model, calib_path):
+    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25), judge="masked")
+    assert semiotic_strategy(ctx) == MASKED_PLAN
+
+
+def test_the_reconstructed_judge_measures_other_curves_chooses_another_plan_and_repeats(model, calib_path):
+    from edgeprune.semiotic.strategy import CurveMeter, meter_images
+
+    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25), refit_images=6)
+    assert ctx.settings.judge == "reconstructed"  # the default
+    kept = semiotic_strategy(ctx)
+    assert ctx.selector.meets(kept) and kept != MASKED_PLAN
+    assert semiotic_strategy(ctx) == kept
+    judged, rows = meter_images(ctx, ctx.settings)
+    assert rows is not None and sum(len(b["x"]) for b in judged) == 6 and sum(len(b["x"]) for b in rows) == 6
+    reconstructed = CurveMeter(model, ctx.analysis, judged, rows=rows)
+    masked = CurveMeter(model, ctx.analysis, judged, provider="cpu")
+    assert reconstructed.curve({}).entropies == pytest.approx(masked.curve({}).entropies, abs=1e-5)
+    plan = {"conv_a": (0, 2, 4, 6), "conv_b": (1, 3, 4, 5)}  # a plan reconstruction refits: its curve moves
+    assert np.abs(reconstructed.curve(plan).entropies - masked.curve(plan).entropies).max() > 1e-3
+
+
+def test_the_reconstructed_judge_refits_on_images_it_does_not_measure(model, calib_path):
+    from edgeprune.semiotic.strategy import meter_images
+
+    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25), images=8, refit_images=5)
+    judged, rows = meter_images(ctx, ctx.settings)
+    assert rows is not None
+    measured = np.concatenate([b["x"] for b in judged])
+    refit = np.concatenate([b["x"] for b in rows])
+    assert len(measured) == 8 and len(refit) == 5
+    assert not (measured[:, None] == refit[None]).all(axis=(2, 3, 4)).any()  # no image in both
 
 
 class RecordingMeter:
@@ -118,7 +157,8 @@ def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, ca
     path = write_model(two_group_model(), tmp_path / "two.onnx")
     base = ["optimize", path, "--calib", calib_path, "--target-flops", "0.6", "--strategy", "semiotic",
             "--provider", "cpu", "--criterion", "l1"]
-    for extra, expected in ((["--semiotic-images", "5", "--semiotic-chunk", "0.3", "--semiotic-per-mac", "--semiotic-lazy"], 0),
+    for extra, expected in ((["--semiotic-images", "5", "--semiotic-chunk", "0.3", "--semiotic-per-mac", "--semiotic-lazy",
+                              "--semiotic-judge", "masked"], 0),
                             (["--semiotic-images", "0"], 2), (["--semiotic-chunk", "1.5"], 2)):
         out = tmp_path / f"run{len(extra)}{extra[-1]}"
         try:
@@ -133,4 +173,8 @@ def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, ca
         else:
             settings = json.loads((out / "report.json").read_text())["settings"]["selection"]["semiotic"]
             assert settings == {"images": 5, "chunk": 0.3, "per-mac": True, "levels": None, "distance": "steps",
-                                "lazy": True}
+                                "lazy": True, "judge": "masked", "refit-images": 64}
+    with pytest.raises(SystemExit) as exc:  # a judge that is not one is refused by the option itself
+        main([str(a) for a in base + ["--out", tmp_path / "bad", "--semiotic-judge", "refitted"]])
+    assert exc.value.code == 2 and "'refitted' is not one of 'reconstructed', 'masked'" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

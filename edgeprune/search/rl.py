@@ -178,12 +178,11 @@ def _judged_and_rows(data, settings: SearchSettings, seed: int):
     """The images plans are judged on and, apart from them, those the reconstructed judge refits from (None
     for the masked judge): at most half of them judged, so that both have some; with fewer than two images,
     the refit reads the judged one too."""
+    from edgeprune.search.sequential import judged_and_rows
+
     if settings.judge != "reconstructed":
         return data, None
-    if data.count < 2:
-        return data, data
-    rows, judged = data.split(min(settings.search_images, data.count // 2), seed=seed)
-    return judged, rows
+    return judged_and_rows(data, settings.search_images, seed)
 
 
 def _judge(context, settings: SearchSettings, rows, batches, labels, reward: str):
@@ -195,21 +194,12 @@ def _judge(context, settings: SearchSettings, rows, batches, labels, reward: str
     model, analysis = context.model, context.analysis
     evaluator = None
     if settings.judge == "reconstructed":
-        from edgeprune.search.sequential import SequentialEvaluator
+        from edgeprune.search.sequential import reconstructing_evaluator
 
-        rebuild = getattr(context, "reconstruction", None)
         layers = measured_layers(model, analysis) if reward == "entropy" else ()
-        count = sum(len(next(iter(b.values()))) for b in rows)
-        evaluator = SequentialEvaluator(
-            model,
-            analysis,
-            list(rows) + list(batches),
-            layers,
-            samples_per_image=getattr(rebuild, "samples_per_image", 16),
-            ridge=getattr(rebuild, "ridge", 1e-3),
-            seed=context.seed,
-            fit_images=count,
-            judge_images=sum(len(next(iter(b.values()))) for b in batches),
+        rebuild = getattr(context, "reconstruction", None)
+        evaluator = reconstructing_evaluator(
+            model, analysis, rows, batches, layers, reconstruction=rebuild, seed=context.seed
         )
     return Judge(
         model,

@@ -139,6 +139,46 @@ class SequentialEvaluator(MaskedEvaluator):
         return patches(x[:, torch_index(channels)].numpy(), 0, sites, target.geometry), held
 
 
+def reconstructing_evaluator(
+    model: ModelGraph,
+    analysis: ChannelAnalysis,
+    rows: Sequence[Mapping[str, np.ndarray]],
+    judged: Sequence[Mapping[str, np.ndarray]],
+    extra_outputs: Sequence[str] = (),
+    *,
+    reconstruction=None,
+    seed: int = 0,
+) -> SequentialEvaluator:
+    """The evaluator a search judges plans with as the run's reconstruction would leave them: each plan
+    refitted from the batches ``rows`` with ``reconstruction``'s rows per image and ridge (the run's
+    `ReconstructionSettings`; None: their defaults), its outputs returned on the batches ``judged`` alone."""
+    return SequentialEvaluator(
+        model,
+        analysis,
+        list(rows) + list(judged),
+        extra_outputs,
+        samples_per_image=getattr(reconstruction, "samples_per_image", 16),
+        ridge=getattr(reconstruction, "ridge", 1e-3),
+        seed=seed,
+        fit_images=_images(rows),
+        judge_images=_images(judged),
+    )
+
+
+def judged_and_rows(data, judged: int, seed: int):
+    """``(judged images, refit images)`` of the calibration set ``data``, disjoint: ``judged`` of them (at most
+    half, so that both have some) to judge plans on, the rest to refit from (a refit judged on its own rows
+    flatters the plan); with fewer than two images, the refit reads the judged one too."""
+    if data.count < 2:
+        return data, data
+    rows, chosen = data.split(min(judged, data.count // 2), seed=seed)
+    return chosen, rows
+
+
+def _images(batches: Sequence[Mapping[str, np.ndarray]]) -> int:
+    return sum(len(next(iter(b.values()))) for b in batches)
+
+
 def _sites(target, shape, count: int, per_image: int, seed: int) -> np.ndarray | None:
     """The sites `reconstruct` samples: (image, y, x) outputs of a conv, (image, site, 0) rows of a
     channels-last MatMul; None for a Gemm (every image is a row)."""

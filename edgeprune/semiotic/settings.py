@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from edgeprune.errors import InputError
+from edgeprune.search.settings import JUDGES
 from edgeprune.settings_tree import setting
 
 DEPTH_MODES = ("off", "on", "only")
@@ -44,6 +45,9 @@ class SemioticSettings:
     5x faster on the ResNet-20 reference model, not always the same plan); False measures every one.
     ``distance``: how far a candidate's curve is from the original's (`curve_distance`): ``steps`` compares
     H_0 and every Delta H_l, ``levels`` every H_l.
+    ``judge``: measure each candidate's curve on the network reconstruction would produce from it
+    (``reconstructed``: `SequentialEvaluator`, refitting from ``refit_images`` other calibration images), or
+    on the masked network before any reconstruction (``masked``: faster, and near chance at 5x-10x).
     """
 
     SECTION: ClassVar[str] = "Strategy"
@@ -71,6 +75,18 @@ class SemioticSettings:
         help="semiotic: re-measure only the most promising candidates each step (a heuristic, about "
         "5x faster), or every candidate at every step.",
     )
+    judge: str = setting(
+        "reconstructed",
+        flag="--semiotic-judge",
+        choices=JUDGES,
+        help="semiotic: measure each candidate's curve as reconstruction would leave it (reconstructed) or "
+        "masked before it (masked).",
+    )
+    refit_images: int = setting(
+        64,
+        cli=False,
+        help="semiotic: calibration images, none of them measured, the reconstructed judge refits every plan from.",
+    )
 
     @property
     def depth(self) -> DepthSettings:
@@ -87,6 +103,10 @@ class SemioticSettings:
     def __post_init__(self) -> None:
         if self.images < 1:
             raise InputError(f"--semiotic-images must be at least 1, got {self.images}")
+        if self.refit_images < 1:
+            raise InputError(f"the semiotic refit-images must be at least 1, got {self.refit_images}")
+        if self.judge not in JUDGES:
+            raise InputError(f"the semiotic judge is one of {', '.join(JUDGES)}, got '{self.judge}'")
         if not 0.0 < self.chunk <= 1.0:
             raise InputError(f"the semiotic chunk must be a fraction in (0, 1], got {self.chunk}")
         if self.distance not in ("steps", "levels"):

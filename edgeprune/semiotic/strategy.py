@@ -6,10 +6,14 @@ candidate on a fixed calibration subset, and keeps the candidate whose curve is 
 model's (`curve_distance`: the mean absolute change of H_0 and of every Delta H_l); it stops as soon as
 the selector says the plan meets the budget. With ``SemioticSettings.lazy`` the steps are lazy: a step
 re-measures the candidates in the order of their last measured change and takes the first whose fresh
-change is still the smallest; by default every candidate is measured at every step. Plans are measured
-through one mask-input ONNX Runtime session of the original model (`MaskedEvaluator`), never by rebuilding
-the model. A layer's saliency map is the mean of the channels its pruned version still has. Ties go to the
-earlier group, so runs repeat.
+change is still the smallest; by default every candidate is measured at every step. Plans are never
+measured by rebuilding the model: with ``judge = reconstructed`` (the default) each is measured as the
+network reconstruction would produce from it (`SequentialEvaluator`: the original graph with the plan's
+channels masked, each layer reconstruction would refit refitted from other calibration images), with
+``judge = masked`` through one mask-input ONNX Runtime session of the original model before any
+reconstruction (`MaskedEvaluator`), which at 5x-10x is near chance and says little of what the pruned
+model will be. A layer's saliency map is the mean of the channels its pruned version still has. Ties go to
+the earlier group, so runs repeat.
 """
 
 from __future__ import annotations
@@ -30,14 +34,34 @@ logger = logging.getLogger(__name__)
 
 
 class CurveMeter:
-    """The superization curve of any plan, measured on fixed batches through the mask-input session."""
+    """The superization curve of any plan, measured on fixed batches: through the mask-input session (the
+    masked network), or, given ``rows``, as reconstruction would leave the plan (`reconstructing_evaluator`:
+    refitted from the batches ``rows`` with the run's ``reconstruction`` settings, measured on ``batches``)."""
 
-    def __init__(self, model, analysis, batches, levels: int | None = None, provider: str = "auto") -> None:
+    def __init__(
+        self,
+        model,
+        analysis,
+        batches,
+        levels: int | None = None,
+        provider: str = "auto",
+        *,
+        rows=None,
+        reconstruction=None,
+        seed: int = 0,
+    ) -> None:
         from edgeprune.search.evaluator import MaskedEvaluator
+        from edgeprune.search.sequential import reconstructing_evaluator
 
         self.analysis, self.levels = analysis, levels
         self.layers = saliency_layers(model, analysis)
-        self.evaluator = MaskedEvaluator(model, analysis, batches, [layer.tensor for layer in self.layers], provider)
+        names = [layer.tensor for layer in self.layers]
+        if rows is None:
+            self.evaluator = MaskedEvaluator(model, analysis, batches, names, provider)
+        else:
+            self.evaluator = reconstructing_evaluator(
+                model, analysis, rows, batches, names, reconstruction=reconstruction, seed=seed
+            )
         self.evaluations = 0
 
     def curve(self, kept: Mapping[str, tuple[int, ...]]) -> SuperizationCurve:
@@ -55,15 +79,16 @@ def semiotic_strategy(context) -> Kept:
     depth on, residual blocks go first by the same rule (`semiotic.depth`), then channels if the budget
     still needs them, their curves measured on the model without the blocks."""
     settings = context.settings or SemioticSettings()
-    batches = curve_batches(context, settings.images)
+    images = meter_images(context, settings)
     if settings.depth.mode == "off":
-        meter = CurveMeter(context.model, context.analysis, batches, settings.levels, context.provider)
+        meter = _meter(context, context.model, context.analysis, images, settings)
         return select_semiotic(context.selector, context.scores, meter, settings, context.progress)
 
     def channels(depth_context, result) -> Kept:
-        meter = _depth_meter(context, result, batches, settings)
+        meter = _depth_meter(context, result, images, settings)
         return select_semiotic(depth_context.selector, context.scores, meter, settings, context.progress)
 
+    batches = curve_batches(context, settings.images)  # the blocks' own curves, as the depth stage has them
     return select_with_depth(context, settings.depth, channels, batches, settings.levels)
 
 
@@ -92,6 +117,38 @@ def curve_batches(context, images: int) -> list:
     return [batch.inputs for batch in subset.batches(context.batch_size)]
 
 
+def meter_images(context, settings: SemioticSettings) -> tuple[list, list | None]:
+    """``(measured batches, refit batches)`` of the channel curves: for the masked judge the fixed subset of
+    `curve_batches` and no refit; for the reconstructed judge ``images`` calibration images to measure on
+    and, none of them among those, ``refit_images`` to refit every plan from (`judged_and_rows`)."""
+    if settings.judge == "masked":
+        return curve_batches(context, settings.images), None
+    from edgeprune.search.sequential import judged_and_rows
+
+    judged, rows = judged_and_rows(context.fit, settings.images, context.seed)
+    refit = rows.take(min(settings.refit_images, rows.count), seed=context.seed)
+    return _as_batches(judged, context.batch_size), _as_batches(refit, context.batch_size)
+
+
+def _as_batches(data, batch_size: int) -> list:
+    return [batch.inputs for batch in data.batches(batch_size)]
+
+
+def _meter(context, model, analysis, images: tuple[list, list | None], settings: SemioticSettings) -> CurveMeter:
+    batches, rows = images
+    rebuild = getattr(context, "reconstruction", None)
+    return CurveMeter(
+        model,
+        analysis,
+        batches,
+        settings.levels,
+        context.provider,
+        rows=rows,
+        reconstruction=rebuild,
+        seed=context.seed,
+    )
+
+
 class _GroupsOf:
     """A curve meter of the model without the removed blocks, asked about plans in the original's groups."""
 
@@ -106,7 +163,7 @@ class _GroupsOf:
         return self.meter.curve({gid: indices for gid, indices in kept.items() if gid in self.ids})
 
 
-def _depth_meter(context, result, batches, settings: SemioticSettings):
+def _depth_meter(context, result, images: tuple[list, list | None], settings: SemioticSettings):
     """Channel curves on the model the blocks left (re-analysed: its groups are the original's minus the
     removed blocks' ones, same ids and sizes), or, where the ids do not match, on the original through masks."""
     from edgeprune.analysis import analyze
@@ -117,10 +174,9 @@ def _depth_meter(context, result, batches, settings: SemioticSettings):
         inside = inside_groups(result.removed)
         sizes = {g.id: g.channels for g in depth_analysis.prunable_groups}
         if all(sizes.get(g.id) == g.channels for g in context.analysis.prunable_groups if g.id not in inside):
-            meter = CurveMeter(result.model, depth_analysis, batches, settings.levels, context.provider)
-            return _GroupsOf(meter)
+            return _GroupsOf(_meter(context, result.model, depth_analysis, images, settings))
         logger.info("the groups changed with the blocks removed: channel curves measured on the original")
-    return CurveMeter(context.model, context.analysis, batches, settings.levels, context.provider)
+    return _meter(context, context.model, context.analysis, images, settings)
 
 
 def select_semiotic(
