@@ -31,8 +31,9 @@ from _splits import single_thread, splits  # noqa: E402
 REWARDS = ("entropy", "accuracy", "agreement", "refit")
 
 
-def methods(episodes: int, warmup: int | None = None, rewards=REWARDS):
-    """(label, strategy, criterion, rl settings or None) of every row."""
+def methods(episodes: int, warmup: int | None = None, rewards=REWARDS, refit_images: int | None = None):
+    """(label, strategy, criterion, the strategy's settings or None) of every row; ``refit_images``: the
+    reconstructed semiotic judge's (None: its default, 64), named in the row's label when given."""
     from edgeprune.search.settings import AgentSettings, SearchSettings
     from edgeprune.semiotic.settings import SemioticSettings
 
@@ -47,8 +48,12 @@ def methods(episodes: int, warmup: int | None = None, rewards=REWARDS):
     for reward in rewards:
         search = SearchSettings(reward=reward, episodes=episodes, agent=agent)
         rows.append((f"rl, {reward} reward", "rl", "refit-error", search))
-    for judge in ("masked", "reconstructed"):
-        rows.append((f"semiotic, {judge} judge", "semiotic", "refit-error", SemioticSettings(judge=judge)))
+    rows.append(("semiotic, masked judge", "semiotic", "refit-error", SemioticSettings(judge="masked")))
+    if refit_images is None:
+        rows.append(("semiotic, reconstructed judge", "semiotic", "refit-error", SemioticSettings()))
+    else:
+        label = f"semiotic, reconstructed judge, {refit_images} refit images"
+        rows.append((label, "semiotic", "refit-error", SemioticSettings(refit_images=refit_images)))
     return rows
 
 
@@ -62,6 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--warmup", type=int, help="rl warm-up episodes [default: the agent's, 100]")
+    parser.add_argument("--semiotic-refit-images", type=int, help="the reconstructed semiotic judge's [default: 64]")
     parser.add_argument("--only", help="row labels to run, separated by semicolons (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write (update) every row here")
@@ -112,7 +118,9 @@ def run_model(args, name: str, path, found: dict) -> list[dict]:
                 macs=parse_fraction(target, "--targets"), alignment=align, relax_floor=True, relax_alignment=align > 1
             )
             selector = Selector(analysis, costs, budget)
-            for label, strategy, criterion, search in methods(args.episodes, args.warmup):
+            for label, strategy, criterion, search in methods(
+                args.episodes, args.warmup, refit_images=args.semiotic_refit_images
+            ):
                 if (only and label not in only) or (target, align, label) in done:
                     continue
                 settings = OptimizeSettings.from_dict(
