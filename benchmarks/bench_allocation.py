@@ -31,9 +31,12 @@ from _splits import single_thread, splits  # noqa: E402
 REWARDS = ("entropy", "accuracy", "agreement", "refit")
 
 
-def methods(episodes: int, warmup: int | None = None, rewards=REWARDS, refit_images: int | None = None):
+def methods(
+    episodes: int, warmup: int | None = None, rewards=REWARDS, refit_images: int | None = None, lazy: bool = False
+):
     """(label, strategy, criterion, the strategy's settings or None) of every row; ``refit_images``: the
-    reconstructed semiotic judge's (None: its default, 64), named in the row's label when given."""
+    reconstructed semiotic judge's (None: its default, 64), named in the row's label when given; ``lazy``:
+    the semiotic rows with lazy steps (", lazy" in their labels)."""
     from edgeprune.search.settings import AgentSettings, SearchSettings
     from edgeprune.semiotic.settings import SemioticSettings
 
@@ -48,12 +51,15 @@ def methods(episodes: int, warmup: int | None = None, rewards=REWARDS, refit_ima
     for reward in rewards:
         search = SearchSettings(reward=reward, episodes=episodes, agent=agent)
         rows.append((f"rl, {reward} reward", "rl", "refit-error", search))
-    rows.append(("semiotic, masked judge", "semiotic", "refit-error", SemioticSettings(judge="masked")))
+    steps = ", lazy" if lazy else ""
+    masked = SemioticSettings(judge="masked", lazy=lazy)
+    rows.append((f"semiotic, masked judge{steps}", "semiotic", "refit-error", masked))
     if refit_images is None:
-        rows.append(("semiotic, reconstructed judge", "semiotic", "refit-error", SemioticSettings()))
+        rows.append((f"semiotic, reconstructed judge{steps}", "semiotic", "refit-error", SemioticSettings(lazy=lazy)))
     else:
-        label = f"semiotic, reconstructed judge, {refit_images} refit images"
-        rows.append((label, "semiotic", "refit-error", SemioticSettings(refit_images=refit_images)))
+        label = f"semiotic, reconstructed judge, {refit_images} refit images{steps}"
+        settings = SemioticSettings(refit_images=refit_images, lazy=lazy)
+        rows.append((label, "semiotic", "refit-error", settings))
     return rows
 
 
@@ -68,6 +74,7 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--warmup", type=int, help="rl warm-up episodes [default: the agent's, 100]")
     parser.add_argument("--semiotic-refit-images", type=int, help="the reconstructed semiotic judge's [default: 64]")
+    parser.add_argument("--semiotic-lazy", action="store_true", help="the semiotic rows with lazy steps")
     parser.add_argument("--only", help="row labels to run, separated by semicolons (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write (update) every row here")
@@ -119,7 +126,7 @@ def run_model(args, name: str, path, found: dict) -> list[dict]:
             )
             selector = Selector(analysis, costs, budget)
             for label, strategy, criterion, search in methods(
-                args.episodes, args.warmup, refit_images=args.semiotic_refit_images
+                args.episodes, args.warmup, refit_images=args.semiotic_refit_images, lazy=args.semiotic_lazy
             ):
                 if (only and label not in only) or (target, align, label) in done:
                     continue
