@@ -57,15 +57,15 @@ MASKED_PLAN = {"conv_a": (0, 2, 3, 4, 6, 7), "conv_b": (1, 3, 4, 5)}
 
 
 def test_the_masked_judge_chooses_what_the_masked_curves_chose_before(model, calib_path):
-    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25), judge="masked")
+    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25))
+    assert ctx.settings.judge == "masked"  # the default
     assert semiotic_strategy(ctx) == MASKED_PLAN
 
 
 def test_the_reconstructed_judge_measures_other_curves_chooses_another_plan_and_repeats(model, calib_path):
     from edgeprune.semiotic.strategy import CurveMeter, meter_images
 
-    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25), refit_images=6)
-    assert ctx.settings.judge == "reconstructed"  # the default
+    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25), judge="reconstructed", refit_images=6)
     kept = semiotic_strategy(ctx)
     assert ctx.selector.meets(kept) and kept != MASKED_PLAN
     assert semiotic_strategy(ctx) == kept
@@ -81,7 +81,8 @@ def test_the_reconstructed_judge_measures_other_curves_chooses_another_plan_and_
 def test_the_reconstructed_judge_refits_on_images_it_does_not_measure(model, calib_path):
     from edgeprune.semiotic.strategy import meter_images
 
-    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25), images=8, refit_images=5)
+    ctx = context(model, calib_path, Budget(macs=0.6, floor=0.25), images=8, refit_images=5,
+                  judge="reconstructed")
     judged, rows = meter_images(ctx, ctx.settings)
     assert rows is not None
     measured = np.concatenate([b["x"] for b in judged])
@@ -158,7 +159,7 @@ def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, ca
     base = ["optimize", path, "--calib", calib_path, "--target-flops", "0.6", "--strategy", "semiotic",
             "--provider", "cpu", "--criterion", "l1"]
     for extra, expected in ((["--semiotic-images", "5", "--semiotic-chunk", "0.3", "--semiotic-per-mac", "--semiotic-lazy",
-                              "--semiotic-judge", "masked"], 0),
+                              "--semiotic-judge", "reconstructed"], 0),
                             (["--semiotic-images", "0"], 2), (["--semiotic-chunk", "1.5"], 2)):
         out = tmp_path / f"run{len(extra)}{extra[-1]}"
         try:
@@ -173,7 +174,7 @@ def test_semiotic_options_reach_the_settings_and_bad_ones_are_refused(capsys, ca
         else:
             settings = json.loads((out / "report.json").read_text())["settings"]["selection"]["semiotic"]
             assert settings == {"images": 5, "chunk": 0.3, "per-mac": True, "levels": None, "distance": "steps",
-                                "lazy": True, "judge": "masked", "refit-images": 64}
+                                "lazy": True, "judge": "reconstructed", "refit-images": 64}
     with pytest.raises(SystemExit) as exc:  # a judge that is not one is refused by the option itself
         main([str(a) for a in base + ["--out", tmp_path / "bad", "--semiotic-judge", "refitted"]])
     assert exc.value.code == 2 and "'refitted' is not one of 'reconstructed', 'masked'" in capsys.readouterr().err
