@@ -186,12 +186,12 @@ class Case:
 
     def distilled(self, plan, final, args) -> float:
         """Test accuracy after distilling ``final`` from the original for ``--distill-epochs`` of the labelled
-        train images (distill's defaults); the weights kept are the best on 200 calibration images."""
+        train images (distill's defaults); the weights kept are the best on ``--distill-judge`` calibration images."""
         from edgeprune.evaluate import compare
         from edgeprune.recovery import distill_outcome
         from edgeprune.train.settings import DistillSettings
 
-        held_out = self.fit.take(200, seed=args.seed)
+        held_out = self.fit.take(args.distill_judge, seed=args.seed)
         settings = DistillSettings(epochs=args.distill_epochs)
         student, _ = distill_outcome(self.model, self.analysis, plan, final, self.train, held_out, settings)
         return compare(self.model, student, self.test, batch_size=200, provider="cpu").accuracy_pruned
@@ -240,6 +240,10 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp")
     parser.add_argument("--distill-epochs", type=float, default=0.0, help="also the accuracy after distillation")
     parser.add_argument("--train-images", type=int, default=60000, help="labelled train images to distil on")
+    parser.add_argument(
+        "--distill-judge", type=int, default=200, help="calibration images that choose the distilled weights kept"
+    )
+    parser.add_argument("--rows", default="", help="only the plans whose label starts with one of these (depth,...)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
@@ -281,6 +285,8 @@ def report(case: Case, order: list, steps: list, args) -> list[str]:
     for k in [*range(1, len(order) + 1), None]:
         target, found = plans(case, k, order)
         for label, kept in found.items():
+            if args.rows and not label.startswith(tuple(args.rows.split(","))):
+                continue
             if isinstance(kept, str):
                 lines.append(
                     f"| {target:.2f}x | {label} | - | - | {kept} | - | - | - |" + (" - |" if distilling else "")
