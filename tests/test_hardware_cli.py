@@ -111,7 +111,12 @@ def test_profile_writes_tables_the_host_then_uses(capsys, tmp_path, tiny):
     model = load_model(tiny)
     latency = LatencyModel(profile, model, analyze(model))
     assert latency.table_coverage == 1.0 and "this model" in latency.factor_source
-    assert latency.predict_full() == pytest.approx(profile.models[model.source_sha256].ms)
+    measured = profile.models[model.source_sha256]
+    assert latency.predict_full() == pytest.approx(measured.ms)
+    # the second point of the whole-model correction: the model with its group cut to half (16 -> 8), whole
+    half = analyze(model).keep_mask({g.id: tuple(range(8)) for g in analyze(model).prunable_groups})
+    assert measured.reduced_ms > 0 and 0 < measured.reduced_layers_ms <= measured.layers_ms  # tables made monotone
+    assert measured.reduced_layers_ms == pytest.approx(latency.layer_sum(half))
 
 
 def test_profile_without_a_model_measures_the_roofline(capsys, tmp_path):

@@ -121,6 +121,29 @@ def test_the_whole_model_factor_scales_to_the_measured_model(small):
     assert LatencyModel(other, model, analysis).factor == pytest.approx(1.5)
 
 
+def test_two_measured_points_give_a_fixed_part_and_a_factor_through_both(small):
+    model, analysis = small
+    latency = LatencyModel(profile_with(model, analysis, layers=MappingProxyType(tables_for(model, analysis))),
+                           model, analysis)
+    half = analysis.keep_mask({g.id: tuple(range(g.channels // 2)) for g in analysis.prunable_groups})
+    full_sum, half_sum = latency.layer_sum_full, latency.layer_sum(half)
+    assert 0 < half_sum < full_sum
+    # measured: 0.5 ms that no channel cut shrinks, plus 1.5x the sum of layers
+    measured = ModelMeasurement(model.source_sha256, "m.onnx", 0.5 + 1.5 * full_sum, full_sum, "",
+                                0.5 + 1.5 * half_sum, half_sum)
+    line = LatencyModel(replace(latency.profile, models=MappingProxyType({measured.sha256: measured})),
+                        model, analysis)
+    assert line.fixed_ms == pytest.approx(0.5) and line.factor == pytest.approx(1.5)
+    assert "half" in line.factor_source
+    assert line.predict_full() == pytest.approx(measured.ms) and line.predict(half) == pytest.approx(measured.reduced_ms)
+    removed, gain = line.gain_from_removed(half)  # the fixed part is in neither side of the gain
+    assert removed == 0.0 and gain == pytest.approx(1.5 * (full_sum - half_sum))
+    # a second point that would need a negative fixed part (noise larger than the difference): the plain factor
+    noisy = replace(measured, reduced_ms=0.9 * half_sum * measured.ms / full_sum)
+    plain = LatencyModel(replace(latency.profile, models=MappingProxyType({noisy.sha256: noisy})), model, analysis)
+    assert plain.fixed_ms == 0.0 and plain.factor == pytest.approx(measured.ms / full_sum)
+
+
 def test_depthwise_tables_interpolate_on_one_axis():
     table = _Table(LayerTable("dw", (8, 16, 32), (8, 16, 32), ((1.0,), (2.0,), (4.0,)), depthwise=True))
     assert table.at(*table.clamp(16, 16)) == 2.0 and table.at(*table.clamp(24, 24)) == pytest.approx(3.0)

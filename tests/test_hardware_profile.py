@@ -27,7 +27,8 @@ def measured_profile() -> DeviceProfile:
     return replace(
         base, fingerprint=MappingProxyType({"provider": "cpu", "onnxruntime": "1.0", "cpu": "a \"quoted\" cpu"}),
         layers=MappingProxyType({table.key: table, depthwise.key: depthwise}),
-        models=MappingProxyType({"abc": ModelMeasurement("abc", "m.onnx", 12.5, 10.0)}),
+        models=MappingProxyType({"abc": ModelMeasurement("abc", "m.onnx", 12.5, 10.0),
+                                 "def": ModelMeasurement("def", "n.onnx", 4.0, 3.0, "x=1,3,8,8", 2.5, 1.5)}),
     )
 
 

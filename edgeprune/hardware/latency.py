@@ -1,5 +1,7 @@
 """Predicted latency of a plan on a device: measured tables where the layer was profiled, the roofline
-otherwise, the sum corrected by a whole-model factor (the measured whole model against its sum of layers).
+otherwise, the sum corrected by the whole model measured on the device: a factor (the measured whole model
+against its sum of layers), or, where the model was also measured with every group cut to half, the line
+through both points (a fixed part that no channel cut shrinks, plus a factor on the sum of layers).
 
 Predictions are monotone non-decreasing in every kept count (noisy tables are made so on load), because the
 selection strategies bisect on them; one prediction takes well under a millisecond on a 60-layer model.
@@ -111,6 +113,7 @@ class LatencyModel:
         )
         self._is_conv = np.array([layer.op == "Conv" for layer in self.layers], dtype=bool)
         self.layer_sum_full = float(self._raw(np.ones(self._n_classes, dtype=bool)).sum())
+        self.fixed_ms = 0.0  # the part of the whole model's time no channel cut changes (affine correction)
         self.factor, self.factor_source = self._factor(model.source_sha256)
 
     @property
@@ -119,7 +122,11 @@ class LatencyModel:
         return sum(t is not None for t in self._tables) / max(len(self._tables), 1)
 
     def predict(self, keep: np.ndarray) -> float:
-        return self.factor * float(self._raw(keep).sum())
+        return self.fixed_ms + self.factor * float(self._raw(keep).sum())
+
+    def layer_sum(self, keep: np.ndarray) -> float:
+        """The plan's sum of layer times before the whole-model correction (what a measurement calibrates)."""
+        return float(self._raw(keep).sum())
 
     def predict_full(self) -> float:
         return self.predict(np.ones(self._n_classes, dtype=bool))
@@ -182,11 +189,29 @@ class LatencyModel:
         the profiled models', else 1 (a roofline-only device)."""
         measured = self.profile.models.get(sha256)
         if measured is not None and self.layer_sum_full > 0:
+            line = _line(measured, self.layer_sum_full)
+            if line is not None:
+                self.fixed_ms = line[0]
+                return line[1], "this model measured on the device, whole and with every group at half"
             return measured.ms / self.layer_sum_full, "this model measured on the device"
         others = [m.ms / m.layers_ms for m in self.profile.models.values() if m.layers_ms > 0]
         if others:
             return statistics.median(others), f"median of {len(others)} profiled models"
         return 1.0, "none (no whole model measured on this device)"
+
+
+def _line(measured, layer_sum_full: float) -> tuple[float, float] | None:
+    """(fixed ms, factor) of the line through the whole model's two measured points (full, every group at
+    half) against their sums of layers; None without the second point, or where the two points do not give
+    a fixed part and a factor that are both positive (noise larger than the difference: the plain factor)."""
+    low, low_ms = measured.reduced_layers_ms, measured.reduced_ms
+    if low <= 0 or low_ms <= 0 or layer_sum_full - low < 0.05 * layer_sum_full:
+        return None
+    factor = (measured.ms - low_ms) / (layer_sum_full - low)
+    fixed = measured.ms - factor * layer_sum_full
+    if factor <= 0 or fixed < 0:
+        return None
+    return fixed, factor
 
 
 def latency_model(device: DeviceProfile, model: ModelGraph, analysis: ChannelAnalysis) -> LatencyModel:

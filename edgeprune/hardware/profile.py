@@ -69,6 +69,12 @@ class ModelMeasurement:
     ms: float
     layers_ms: float = 0.0  # the sum of its layer tables at full size when measured (0: unknown)
     input_shape: str = ""  # the input size it was measured at, e.g. x=?,3,640,640 (?: a dynamic batch, run as 1)
+    # a second point: the model with every prunable group cut to half (on the alignment step), measured whole,
+    # and the sum of its layer tables at those counts (0: not measured); with both points the correction is
+    # affine, so the part of the time that no channel cut shrinks (run overhead, element-wise nodes, layout
+    # changes) stays fixed in the prediction instead of being scaled with the layers
+    reduced_ms: float = 0.0
+    reduced_layers_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,8 @@ def _model(raw: Any, index: int, source: str) -> ModelMeasurement:
         r.positive("ms"),
         r.non_negative("layers_ms", 0.0),
         r.get("input_shape", str, ""),
+        r.non_negative("reduced_ms", 0.0),
+        r.non_negative("reduced_layers_ms", 0.0),
     )
 
 

@@ -54,6 +54,8 @@ def dumps_profile(profile: DeviceProfile, header: str = "") -> str:
         ]
         if model.input_shape:
             lines.append(f"input_shape = {_str(model.input_shape)}")
+        if model.reduced_ms > 0:
+            lines += [f"reduced_ms = {_num(model.reduced_ms)}", f"reduced_layers_ms = {_num(model.reduced_layers_ms)}"]
     for table in profile.layers.values():
         lines += [
             "",

@@ -98,20 +98,52 @@ def profile_model(
         )
     if progress:
         progress("layers", len(unique), len(unique))
-    runner = _runner(device, model.proto.SerializeToString(), threads)
-    whole = measure(runner, warmup=max(settings.warmup, 5), repeats=_repeats(runner, settings.seconds_per_point * 10))
-    whole_ms = float(np.percentile(whole.samples_ms, QUANTILE)) if whole.samples_ms else whole.median_ms
+    whole_ms = _whole_ms(device, model.proto.SerializeToString(), threads, settings)
     stamped = replace(
         device, layers=MappingProxyType(tables), fingerprint=MappingProxyType(stamp), measured_overhead_us=per_layer_us
     )
-    layer_sum = LatencyModel(stamped, model, analysis).layer_sum_full
+    latency = LatencyModel(stamped, model, analysis)
+    layer_sum = latency.layer_sum_full
+    reduced_ms = reduced_sum = 0.0
+    halved = _halved(model, analysis, device.alignment)
+    if halved is not None:
+        reduced_ms = _whole_ms(device, halved[0].proto.SerializeToString(), threads, settings)
+        reduced_sum = latency.layer_sum(halved[1])
     models = dict(device.models)
     shape = " ".join(f"{n}={','.join(map(str, d))}" for n, d in input_shapes_of(model).items())
     models[model.source_sha256] = ModelMeasurement(
-        model.source_sha256, Path(model.source_path).name, whole_ms, layer_sum, shape
+        model.source_sha256, Path(model.source_path).name, whole_ms, layer_sum, shape, reduced_ms, reduced_sum
     )
-    logger.info("whole model %.3f ms, sum of its layers %.3f ms", whole_ms, layer_sum)
+    logger.info(
+        "whole model %.3f ms (sum of its layers %.3f ms); every group at half %.3f ms (%.3f ms)",
+        whole_ms,
+        layer_sum,
+        reduced_ms,
+        reduced_sum,
+    )
     return replace(stamped, models=MappingProxyType(models), threads=threads)
+
+
+def _whole_ms(device: DeviceProfile, model_bytes: bytes, threads: int, settings: ProfileSettings) -> float:
+    runner = _runner(device, model_bytes, threads)
+    whole = measure(runner, warmup=max(settings.warmup, 5), repeats=_repeats(runner, settings.seconds_per_point * 10))
+    return float(np.percentile(whole.samples_ms, QUANTILE)) if whole.samples_ms else whole.median_ms
+
+
+def _halved(model: ModelGraph, analysis, alignment: int):
+    """(the model with every prunable group cut to its first half of channels, rounded up to ``alignment``;
+    its keep mask): the second point of the whole-model correction. None when no group can be halved."""
+    from edgeprune.surgery import PruningPlan, apply_plan
+
+    kept = {}
+    for group in analysis.prunable_groups:
+        count = min(group.channels, max(alignment, -(-group.channels // 2 // alignment) * alignment))
+        if count < group.channels:
+            kept[group.id] = tuple(range(count))
+    if not kept:
+        return None
+    plan = PruningPlan(analysis.model_sha256, MappingProxyType(kept))
+    return apply_plan(model, analysis, plan), analysis.keep_mask(kept)
 
 
 _SAME_SETUP = ("onnxruntime", "tensorrt", "jetpack", "provider", "threads", "power_mode", "cpu", "gpu")
