@@ -49,7 +49,7 @@ class SemioticSettings:
     the default), or on the network reconstruction would produce from it (``reconstructed``:
     `SequentialEvaluator`, refitting from ``refit_images`` other calibration images). On the ResNet-20 and
     MobileNetV2 reference models at 2x, 5x and 10x the reconstructed judge was never more accurate after
-    reconstruction (equal or 0.2 to 4.8 points lower) and took 6 to 14 times as long (docs/results-search.md),
+    reconstruction (equal, or 0.05 to 4.8 points lower) and took 6 to 14 times as long (docs/results-search.md),
     so the masked one is the default.
     """
 
