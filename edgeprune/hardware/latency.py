@@ -113,8 +113,8 @@ class LatencyModel:
         )
         self._is_conv = np.array([layer.op == "Conv" for layer in self.layers], dtype=bool)
         self.layer_sum_full = float(self._raw(np.ones(self._n_classes, dtype=bool)).sum())
-        self.fixed_ms = 0.0  # the part of the whole model's time no channel cut changes (affine correction)
-        self.factor, self.factor_source = self._factor(model.source_sha256)
+        # prediction = fixed_ms + factor x the sum of layers (fixed_ms: what no channel cut changes)
+        self.fixed_ms, self.factor, self.factor_source = self._correction(model.source_sha256)
 
     @property
     def table_coverage(self) -> float:
@@ -184,20 +184,21 @@ class LatencyModel:
         padded = np.minimum(np.ceil(counts / step - 1e-9) * step, self._full_counts)
         return np.where(self._is_conv[:, None], np.maximum(padded, counts), counts)
 
-    def _factor(self, sha256: str) -> tuple[float, str]:
-        """The measured whole model over the sum of its layers: this model's when profiled, else the median of
-        the profiled models', else 1 (a roofline-only device)."""
+    def _correction(self, sha256: str) -> tuple[float, float, str]:
+        """(fixed ms, factor, where they come from): the line through this model's two measured points when it
+        was profiled with the second one, else no fixed part and the measured whole model over the sum of its
+        layers (this model's when profiled, else the median of the profiled models', else 1: a roofline-only
+        device)."""
         measured = self.profile.models.get(sha256)
         if measured is not None and self.layer_sum_full > 0:
             line = _line(measured, self.layer_sum_full)
             if line is not None:
-                self.fixed_ms = line[0]
-                return line[1], "this model measured on the device, whole and with every group at half"
-            return measured.ms / self.layer_sum_full, "this model measured on the device"
+                return *line, "this model measured on the device, whole and with every group at half"
+            return 0.0, measured.ms / self.layer_sum_full, "this model measured on the device"
         others = [m.ms / m.layers_ms for m in self.profile.models.values() if m.layers_ms > 0]
         if others:
-            return statistics.median(others), f"median of {len(others)} profiled models"
-        return 1.0, "none (no whole model measured on this device)"
+            return 0.0, statistics.median(others), f"median of {len(others)} profiled models"
+        return 0.0, 1.0, "none (no whole model measured on this device)"
 
 
 def _line(measured, layer_sum_full: float) -> tuple[float, float] | None:

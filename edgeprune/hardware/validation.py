@@ -74,6 +74,7 @@ def latency_section(
         "profile": device.source,
         "tables": f"{latency.table_coverage:.0%} of layers from measured tables, the rest from the roofline",
         "factor": latency.factor,
+        "fixed_ms": latency.fixed_ms,
         "factor_source": latency.factor_source,
         "macs_before": macs_before,
         "macs_after": macs_after,
