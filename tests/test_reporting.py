@@ -119,6 +119,18 @@ def test_the_checker_finds_what_is_broken(written):
         errors({}, root={"type": "object", "patternProperties": {}})
 
 
+def test_the_headline_says_gained_when_the_pruned_model_does_better(written):
+    from edgeprune.reporting.report import final_comparison
+    from edgeprune.reporting.text import headline
+
+    data = report(written["budget"][0])
+    final = final_comparison(data)
+    final["drop_points"] = -1.0
+    assert "1.00 points of held-out accuracy gained" in headline(data) and "lost" not in headline(data)
+    final["drop_points"] = 0.5
+    assert "0.50 points of held-out accuracy lost" in headline(data)
+
+
 def test_report_md_has_the_headline_the_tables_and_the_warnings(written):
     out, _ = written["budget"]
     text = (out / "report.md").read_text()

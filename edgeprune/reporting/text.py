@@ -80,7 +80,8 @@ def headline(data: Mapping) -> str:
         parts.append(f"{host['speedup']:.2f}x measured on this machine")
     drop = final.get("drop_points")
     if drop is not None:
-        parts.append(f"{drop:.2f} points of {measure_name(data)} lost")
+        # a pruned model can do better on the held-out images than the original: say gained, not "-1 lost"
+        parts.append(f"{abs(drop):.2f} points of {measure_name(data)} {'gained' if drop < 0 else 'lost'}")
     else:
         parts.append(f"output error {final['output_error']:.4f}")
     before, after = data["cost_before"], data["cost_after"]
