@@ -15,7 +15,7 @@ from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
 from edgeprune.reconstruct.depth import follow_removed_blocks
-from edgeprune.reconstruct.schedule import Schedule, ScheduleSettings
+from edgeprune.reconstruct.schedule import LayerRefit, Schedule, ScheduleSettings
 from edgeprune.reconstruct.spool import DEFAULT_BUDGET_BYTES
 from edgeprune.reconstruct.targets import find_targets
 from edgeprune.surgery.plan import PruningPlan
@@ -24,18 +24,6 @@ logger = logging.getLogger(__name__)
 
 
 SCOPES = ("downstream", "lost")
-
-
-@dataclass(frozen=True)
-class LayerRefit:
-    node: str
-    op: str
-    rows: int
-    columns: int
-    error_before: float
-    error_after: float
-    applied: bool
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,10 +95,7 @@ def reconstruct(
         )
     schedule = Schedule(original, graph, targets, calibration, settings, reuse, progress)
     layers = [LayerRefit(name, op, 0, 0, float("nan"), float("nan"), False, note) for name, op, note in skipped]
-    layers += [
-        LayerRefit(f.node, f.op, f.rows, f.columns, f.error_before, f.error_after, f.applied, f.note)
-        for f in schedule.run()
-    ]
+    layers += schedule.run()
     logger.info(
         "reconstruction: %d layers in %d passes (%d fitted from the scoring statistics)",
         len(targets),

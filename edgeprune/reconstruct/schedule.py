@@ -45,8 +45,9 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
-class Fitted:
-    """What `refit.LayerRefit` records of one layer's fit."""
+class LayerRefit:
+    """One layer's fit, as the reconstruction report records it (a layer that cannot be refitted: no rows,
+    NaN errors, not applied, and why in ``note``)."""
 
     node: str
     op: str
@@ -55,8 +56,7 @@ class Fitted:
     error_before: float
     error_after: float
     applied: bool
-    note: str
-    reused: bool = False  # fitted from the scoring statistics, with no pass of its own
+    note: str = ""
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Schedule:
         self.progress: Callable[[str, int, int], None] | None = progress
         self.passes = 0
 
-    def run(self) -> list[Fitted]:
+    def run(self) -> list[LayerRefit]:
         works = [_Work(t, reused=t.node in self.reuse) for t in self.targets]
         tensors = set(self.graph.tensors())
         for work in works:
@@ -93,7 +93,7 @@ class Schedule:
             work.has_addend = work.target.addend is not None and work.target.addend in tensors
         self._original_outputs([w for w in works if not w.reused])
         order = levels(self.targets, self.graph)
-        fitted: dict[str, Fitted] = {}
+        fitted: dict[str, LayerRefit] = {}
         pruned = SegmentedRun(self.graph, self.calibration, **self._run_options())
         try:
             for level in sorted(set(order)):
@@ -201,7 +201,7 @@ class Schedule:
                 if spool is not None and values is not None:
                     spool.append(values)
 
-    def _fit(self, work: _Work) -> Fitted:
+    def _fit(self, work: _Work) -> LayerRefit:
         """`refit._refit`'s fit: ridge (refined for a ReLU after it) per conv group, kept if it lowers the error."""
         t, ridge = work.target, self.settings.ridge
         node = self.nodes[t.node]
@@ -242,7 +242,7 @@ class Schedule:
         )
         aim += " after the ReLU" if t.rectified else ""
         rows = sums[0].n
-        return Fitted(
+        return LayerRefit(
             t.node,
             t.op,
             rows,
@@ -251,7 +251,6 @@ class Schedule:
             float(min(before, after)),
             applied,
             f"fitted to {aim}",
-            work.reused,
         )
 
 
