@@ -149,12 +149,15 @@ class LatencyModel:
 
     def gain_from_removed(self, keep: np.ndarray) -> tuple[float, float]:
         """(ms the plan saves by removing whole layers, ms it saves in all): how much of the predicted gain
-        depth pruning gives; the rest comes from the channels cut in the layers that stay."""
+        depth pruning gives; the rest comes from the channels cut in the layers that stay, summed layer by
+        layer (a layer the plan leaves as it was adds exactly 0)."""
         full = self._raw(np.ones(self._n_classes, dtype=bool))
         counts = self._counts.counts(keep)
+        now = self._raw(keep, counts)
         gone = np.minimum(counts[:, 0], counts[:, 1]) <= 0
-        removed = self.factor * float(full[gone].sum()) if len(full) else 0.0
-        return removed, self.predict_full() - self.predict(keep)
+        removed = self.factor * float(full[gone].sum())
+        thinned = self.factor * float((full[~gone] - now[~gone]).sum())
+        return removed, removed + thinned
 
     def _raw(self, keep: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
         counts = self._padded(self._counts.counts(keep) if counts is None else counts)

@@ -112,8 +112,6 @@ def gain_split(latency: LatencyModel, keep: np.ndarray, removed_blocks: int = 0)
     """The predicted ms saved, split: by the layers of removed blocks (their whole cost, launch included) and
     by the channels cut in the layers that stay; the two add up to the whole predicted gain."""
     depth_ms, gain_ms = latency.gain_from_removed(keep)
-    if abs(gain_ms - depth_ms) <= 1e-9 * max(abs(gain_ms), 1e-12):
-        depth_ms = gain_ms  # the same sum in another order: no channel share, not a rounding residue of -1e-17
     return {
         "removed_blocks": removed_blocks,
         "removed_layers": sum(row.source == "removed" for row in latency.breakdown(keep)),
