@@ -215,7 +215,7 @@ class Schedule:
         rows_out = matrix.shape[0] // groups
         for g, part in enumerate(sums):
             out = slice(g * rows_out, (g + 1) * rows_out)
-            solver = RidgeSolver(part, ridge, t.intercept, repeated=t.rectified)
+            solver = RidgeSolver(part, ridge, t.intercept)
             weight, shift = solver.fit(part)
             if t.rectified and work.rows is not None:
                 rows = _group_rows(work.rows, g, part.columns, rows_out)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeprune.linalg import SpdSolver
+
 ROUNDS = 3  # rectified refinement rounds, as `solve.rectified_fit`
 
 
@@ -49,9 +51,9 @@ class Sums:
 
 
 class RidgeSolver:
-    """`solve.ridge_fit` from `Sums`; the regularised Gram matrix is kept factored for repeated fits."""
+    """`solve.ridge_fit` from `Sums`; the regularised Gram matrix is factored once for repeated fits."""
 
-    def __init__(self, sums: Sums, ridge: float, intercept: bool, repeated: bool = False) -> None:
+    def __init__(self, sums: Sums, ridge: float, intercept: bool) -> None:
         n = max(sums.n, 1)
         self.intercept = intercept
         self.x_mean = sums.x_sum / n if intercept else np.zeros(sums.columns)
@@ -59,14 +61,14 @@ class RidgeSolver:
         penalty = ridge * max(float(np.trace(gram)) / max(len(gram), 1), 1e-12)
         gram[np.diag_indices_from(gram)] += penalty
         self.gram = gram
-        self.inverse = np.linalg.inv(gram) if repeated else None
+        self.factor = SpdSolver(gram)
 
     def fit(self, sums: Sums) -> tuple[np.ndarray, np.ndarray]:
         """(W (outputs, columns), b) of the ridge fit of the y-side of ``sums``."""
         n = max(sums.n, 1)
         y_mean = sums.y_sum / n if self.intercept else np.zeros(sums.outputs)
         cross = sums.xy - n * np.outer(self.x_mean, y_mean) if self.intercept else sums.xy
-        weight = (self.inverse @ cross if self.inverse is not None else np.linalg.solve(self.gram, cross)).T
+        weight = self.factor.solve(cross).T
         return weight, y_mean - weight @ self.x_mean
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeprune.analysis.groups import ChannelAnalysis, ChannelGroup
+from edgeprune.linalg import spd_inverse
 
 
 class _ConsumerFit:
@@ -165,7 +166,7 @@ def _solution(grams, position: int, analysis: ChannelAnalysis, ridge: float):
         xx, xy, y_square = grams.grams[position].centred()
         penalty = ridge * max(float(np.trace(xx)) / max(len(xx), 1), 1e-12)
         xx[np.diag_indices_from(xx)] += penalty  # in place: ``centred`` made a new matrix
-        inverse = np.linalg.inv(xx)
+        inverse = spd_inverse(xx)
         prunable = {i for i, g in enumerate(analysis.groups) if g.prunable}  # all of them, however scored
         readers = len(prunable & set(analysis.class_group[grams.grams[position].consumer.columns].tolist()))
         entry = grams.solved[position] = [inverse, inverse @ xy, y_square, readers]

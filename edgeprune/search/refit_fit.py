@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from edgeprune.linalg import spd_inverse
+
 
 class _Ridge:
     """min ||Y - X W^T - b||^2 + lambda ||W||^2 for any Y, X fixed: `ridge_fit`, with the inverse of the
@@ -26,7 +28,7 @@ class _Ridge:
         self.centred = x - self.mean.astype(np.float32)
         gram = (self.centred.T @ self.centred).astype(np.float64)
         penalty = ridge * max(float(np.trace(gram)) / max(len(gram), 1), 1e-12)
-        self.inverse = np.linalg.inv(gram + penalty * np.eye(len(gram)))
+        self.inverse = spd_inverse(gram + penalty * np.eye(len(gram)))
 
     def fit(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y_mean = y.mean(axis=0) if self.intercept else np.zeros(y.shape[1])
