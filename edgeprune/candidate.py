@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edgeprune.evaluate import compare
+from edgeprune.evaluate import compare_all
 from edgeprune.job import Job
 from edgeprune.stages import PruneOutcome, StageClock, cut, score_channels, training_progress
 
@@ -57,8 +57,13 @@ def prune_and_recover(job: Job, budget, progress=None, clock: StageClock | None 
 
 def judge(job: Job, candidate):
     """``candidate`` against the original on the held-out split, by the task's measures."""
+    return judge_all(job, [candidate])[0]
+
+
+def judge_all(job: Job, candidates) -> list:
+    """`judge` of each of ``candidates``, the original run once over the held-out split for all of them."""
     settings = job.settings
     task = None if settings.checks.task == "auto" else settings.checks.task
-    return compare(
-        job.model, candidate, job.held_out, batch_size=settings.batch_size, provider=settings.provider, task=task
+    return compare_all(
+        job.model, candidates, job.held_out, batch_size=settings.batch_size, provider=settings.provider, task=task
     )

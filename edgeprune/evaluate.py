@@ -7,7 +7,7 @@ a probability map, a sequence or plain values. It is detected from that output's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -96,24 +96,50 @@ def compare(
     fit that output raises `InputError`. ``threshold`` binarises detect-map probabilities; ``blank`` is the
     CTC blank class of sequence outputs. Memory stays at one batch of outputs whatever the number of images.
     """
+    return compare_all(
+        original, [pruned], data, batch_size=batch_size, provider=provider, task=task, threshold=threshold, blank=blank
+    )[0]
+
+
+def compare_all(
+    original: ModelGraph,
+    candidates: Sequence[ModelGraph],
+    data,
+    *,
+    batch_size: int = 64,
+    provider: str = "cpu",
+    task: str | None = None,
+    threshold: float = 0.5,
+    blank: int = 0,
+) -> list[Comparison]:
+    """`compare` of each of ``candidates`` with ``original``, from one pass of the original over ``data``."""
     if task is not None:
         check_task_name(task)
     outputs = list(original.output_names)
     head = outputs[0]
     reference = ActivationRunner(original, outputs, provider)
-    candidate = ActivationRunner(pruned, outputs, provider)
-    judge = None
-    diff_sq = ref_sq = 0.0
+    runners = [ActivationRunner(candidate, outputs, provider) for candidate in candidates]
+    judges: list = [None] * len(candidates)
+    sums = [[0.0, 0.0] for _ in candidates]  # squared difference, squared reference
     images = 0
     for batch in data.batches(batch_size):
-        expected, got = reference.run(batch.inputs), candidate.run(batch.inputs)
-        for name in outputs:
-            diff_sq += float(np.sum((got[name].astype(np.float64) - expected[name]) ** 2))
-            ref_sq += float(np.sum(expected[name].astype(np.float64) ** 2))
-        if judge is None:  # the first batch shows the output's concrete shape (and values, for detection)
-            judge = _judge_for(task, head, expected[head].shape, expected[head], threshold, blank)
-        judge.add(expected[head], got[head], batch.labels)
+        expected = reference.run(batch.inputs)
+        for i, runner in enumerate(runners):
+            got = runner.run(batch.inputs)
+            for name in outputs:
+                sums[i][0] += float(np.sum((got[name].astype(np.float64) - expected[name]) ** 2))
+                sums[i][1] += float(np.sum(expected[name].astype(np.float64) ** 2))
+            if judges[i] is None:  # the first batch shows the output's concrete shape (and values, for detection)
+                judges[i] = _judge_for(task, head, expected[head].shape, expected[head], threshold, blank)
+            judges[i].add(expected[head], got[head], batch.labels)
         images += len(batch.indices)
+    return [
+        _comparison(judge, diff_sq, ref_sq, images, task, original, head)
+        for judge, (diff_sq, ref_sq) in zip(judges, sums)
+    ]
+
+
+def _comparison(judge, diff_sq: float, ref_sq: float, images: int, task, original: ModelGraph, head: str) -> Comparison:
     # no data: nothing measured, and the task is the named one or the one the declared shape suggests
     measures = judge.measures() if judge is not None else {}
     judged = judge.task if judge is not None else task or detect_task(tuple(original.shapes.get(head, ())))

@@ -153,6 +153,11 @@ def score_channels(model, analysis, fit, settings, progress=None, clock: StageCl
 
     clock = clock or StageClock({})
     rebuild = settings.reconstruction
+    references = []
+    if rebuild.reconstruct:  # the tensors it fits to, kept by the capture pass where it makes one
+        from edgeprune.reconstruct.targets import reference_tensors
+
+        references = reference_tensors(model, analysis)
     scores, info = measure_and_score(
         model,
         analysis,
@@ -166,6 +171,7 @@ def score_channels(model, analysis, fit, settings, progress=None, clock: StageCl
         ridge=rebuild.ridge,
         progress=progress,
         lap=clock.lap,
+        references=references,
     )
     clock.lap("score")
     return scores, info

@@ -13,7 +13,7 @@ from onnx import helper
 from builders import init, make_model, run_model, tensor_info
 from edgeprune.calibration import load_calibration
 from edgeprune.errors import InputError
-from edgeprune.evaluate import TASKS, Comparison, compare
+from edgeprune.evaluate import TASKS, Comparison, compare, compare_all
 from edgeprune.graph.load import normalize_proto
 from edgeprune.judging import detect_task, greedy_decode
 
@@ -176,6 +176,17 @@ def test_measures_do_not_depend_on_the_batch_size(data_for):
     data, _ = data_for("segment", original)
     one, many = (compare(original, pruned, data, batch_size=size) for size in (1, 64))
     assert one.measures == pytest.approx(many.measures) and one.images == many.images == SAMPLES
+
+
+@pytest.mark.parametrize("kind", ["classify", "segment"])
+def test_several_candidates_judged_in_one_pass_match_one_at_a_time(kind, data_for):
+    original = normalize_proto(head_model(kind))
+    candidates = [normalize_proto(head_model(kind, noise)) for noise in (0.1, 0.0, 0.6)]
+    data, _ = data_for(kind, original)
+    together = compare_all(original, candidates, data, batch_size=8)
+    alone = [compare(original, candidate, data, batch_size=8) for candidate in candidates]
+    assert [c.to_dict() for c in together] == [c.to_dict() for c in alone]
+    assert together[1].output_error == 0.0 and together[2].output_error > together[0].output_error
 
 
 def test_detection_from_shape_and_values(data_for):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,9 +40,12 @@ class ConsumerRows:
     Consumers whose rows are the same (one input, window and sites: a CSP block's two 1x1 convs) have one
     ``owner``, whose sums the others share."""
 
-    def __init__(self, model: ModelGraph, consumers, sizes: dict, positions: dict, provider: str) -> None:
+    def __init__(
+        self, model: ModelGraph, consumers, sizes: dict, positions: dict, provider: str, also: Sequence[str] = ()
+    ) -> None:
+        """``also``: more tensors for the session to return with the consumers' inputs."""
         self.sizes, self.positions = sizes, positions
-        self.runner = ActivationRunner(model, [c.input for c in consumers], provider)
+        self.runner = ActivationRunner(model, [c.input for c in consumers] + list(also), provider)
         self.owner: dict[int, LinearConsumer] = {}
         first_of: dict[tuple, LinearConsumer] = {}
         for c in consumers:

@@ -9,13 +9,14 @@ reconstruction samples). Its original outputs there are Y = X W^T + b with its o
 be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (float64
 products of the float32 rows: exact enough for reconstruction to fit from them, `reconstruct.reuse`), so
 memory is set by the layer sizes and does not grow with the number of images, and the capture asks ONNX
-Runtime for nothing but the consumers' inputs.
+Runtime for nothing but the consumers' inputs (and, when reconstruction will follow, the tensors it fits its
+layers to, kept at the same sites: `capture.references`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ from onnx import numpy_helper
 
 from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.capture.consumer_rows import ConsumerRows, unchanging
+from edgeprune.capture.references import ReferenceRows, SiteRows, SiteTensor
 from edgeprune.capture.rows import ConvGeometry, linear_positions, sample_positions
 from edgeprune.graph.model import ModelGraph
 from edgeprune.graph.shapes import concrete_size
@@ -113,6 +115,7 @@ class ConsumerGrams:
     seconds: dict = field(default_factory=dict)  # "inference" (ONNX Runtime) and "statistics"
     seed: int = 0  # of the sampled sites
     solved: dict = field(default_factory=dict, repr=False, compare=False)  # fits kept between groups (scoring)
+    references: Mapping[str, SiteRows] = field(default_factory=dict, repr=False, compare=False)  # see below
 
 
 def linear_consumers(model: ModelGraph, analysis: ChannelAnalysis) -> tuple[LinearConsumer, ...]:
@@ -198,8 +201,12 @@ def capture_grams(
     batch_size: int = 64,
     provider: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    references: Sequence[SiteTensor] = (),
 ) -> ConsumerGrams:
-    """One pass of ``model`` over ``calibration``, summing every linear consumer's least-squares statistics."""
+    """One pass of ``model`` over ``calibration``, summing every linear consumer's least-squares statistics.
+
+    ``references``: tensors whose values at the sampled sites the same pass also keeps (``references`` of
+    the result: what reconstruction fits its layers to, `capture.references`)."""
     consumers = linear_consumers(model, analysis)
     if not consumers:  # nothing to measure: every group falls back to the weight criterion
         return ConsumerGrams((), calibration.count, samples_per_image, {"inference": 0.0, "statistics": 0.0}, seed)
@@ -208,7 +215,8 @@ def capture_grams(
         size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
         for size in set(sizes.values())
     }  # the same for every consumer of one output size, and the sites reconstruction samples
-    rows = ConsumerRows(model, consumers, sizes, positions, provider)
+    kept = ReferenceRows(model.shapes, references, calibration.count, samples_per_image, seed)
+    rows = ConsumerRows(model, consumers, sizes, positions, provider, also=kept.names)
     exact = unchanging(model, analysis, {c.input for c in consumers})
     grams = [ConsumerGram.empty(c, exact=c.input in exact) for c in consumers]
     first, inference, statistics = 0, 0.0, 0.0
@@ -220,6 +228,7 @@ def capture_grams(
         for gram in grams:
             if rows.owner[id(gram.consumer)] is gram.consumer:  # one sum per distinct set of rows
                 gram.update(rows.of(gram.consumer, values))
+        kept.add(values, first, count)
         first += count
         inference += middle - start
         statistics += time.perf_counter() - middle
@@ -235,7 +244,7 @@ def capture_grams(
             gram.xx, gram.x_sum, gram.rows = owner.xx, owner.x_sum, owner.rows
     statistics += time.perf_counter() - start
     seconds = {"inference": round(inference, 4), "statistics": round(statistics, 4)}
-    return ConsumerGrams(tuple(grams), first, samples_per_image, seconds, seed)
+    return ConsumerGrams(tuple(grams), first, samples_per_image, seconds, seed, references=kept.rows())
 
 
 def fixed_inputs(model: ModelGraph, analysis: ChannelAnalysis, grams: ConsumerGrams) -> ConsumerGrams:
@@ -243,4 +252,6 @@ def fixed_inputs(model: ModelGraph, analysis: ChannelAnalysis, grams: ConsumerGr
     reconstruction may fit from these statistics without a pass (`reconstruct.reuse`). Kept past scoring
     instead of every consumer's, they hold a few layers' matrices, not the model's."""
     kept = tuple(g for g in grams.grams if g.exact)
-    return ConsumerGrams(kept, grams.images, grams.samples_per_image, grams.seconds, grams.seed)
+    return ConsumerGrams(
+        kept, grams.images, grams.samples_per_image, grams.seconds, grams.seed, references=grams.references
+    )

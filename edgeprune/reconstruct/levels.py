@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprune.capture.rows import linear_positions, sample_positions
+from edgeprune.capture.references import site_positions
 from edgeprune.reconstruct.targets import Target
 
 
@@ -61,8 +61,4 @@ def changed_tensors(graph, lost: set[str]) -> set[str]:
 
 def sites(target: Target, shape, count: int, per_image: int, seed: int) -> np.ndarray | None:
     """Sampled (image, y, x) output sites of a conv, (image, site, 0) input rows of a channels-last MatMul."""
-    if target.geometry is not None:
-        return sample_positions(np.arange(count), int(shape[2]), int(shape[3]), per_image, seed)
-    if target.channels_last:
-        return sample_positions(np.arange(count), linear_positions(shape), 1, per_image, seed)
-    return None
+    return site_positions(shape, target.layout, count, per_image, seed)

@@ -12,11 +12,11 @@ import logging
 from dataclasses import asdict, dataclass
 
 from edgeprune.analysis.groups import ChannelAnalysis
+from edgeprune.capture.spool import DEFAULT_BUDGET_BYTES
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
 from edgeprune.reconstruct.depth import follow_removed_blocks
 from edgeprune.reconstruct.schedule import LayerRefit, Schedule, ScheduleSettings
-from edgeprune.reconstruct.spool import DEFAULT_BUDGET_BYTES
 from edgeprune.reconstruct.targets import find_targets
 from edgeprune.surgery.plan import PruningPlan
 
@@ -67,7 +67,8 @@ def reconstruct(
     corrected too. The rows of a channels-last MatMul are its input vectors at sampled spatial sites.
 
     ``statistics``: the `ConsumerGrams` scoring captured on the same ``calibration`` (same sites and seed);
-    the layers whose inputs pruning left unchanged are then fitted from them with no pass (`reuse`).
+    the layers whose inputs pruning left unchanged are then fitted from them with no pass (`reuse`), and
+    the original tensors it kept at those sites stand in for a pass of the original model.
     ``progress(stage, done, total)`` is called after each layer; ``memory`` bounds the per-image data held
     in memory between passes (the rest goes to temporary files).
     """
@@ -93,7 +94,8 @@ def reconstruct(
             samples_per_image=samples_per_image,
             seed=seed,
         )
-    schedule = Schedule(original, graph, targets, calibration, settings, reuse, progress)
+    references = getattr(statistics, "references", None)  # the original's tensors the capture pass kept
+    schedule = Schedule(original, graph, targets, calibration, settings, reuse, progress, references)
     layers = [LayerRefit(name, op, 0, 0, float("nan"), float("nan"), False, note) for name, op, note in skipped]
     layers += schedule.run()
     logger.info(

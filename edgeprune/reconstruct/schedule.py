@@ -9,7 +9,9 @@ reads another's output.
 
 A layer whose inputs pruning did not change (nothing before it lost an input or was refitted) and whose
 target is linear in them (no ReLU after it to refine the fit for) is fitted from the Gram statistics scoring
-captured for it (`ConsumerGrams`), with no pass at all.
+captured for it (`ConsumerGrams`), with no pass at all. The original tensors the layers are fitted to come
+from the same capture pass where it kept them at these sites (`capture.references`), else from one pass of
+the original model.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeprune.capture.references import in_batch, rows_at
 from edgeprune.capture.rows import linear_rows, outputs_at, patches
+from edgeprune.capture.spool import DEFAULT_BUDGET_BYTES, Spool, SpoolBudget
 from edgeprune.reconstruct.levels import levels, sites
 from edgeprune.reconstruct.segments import SegmentedRun
-from edgeprune.reconstruct.spool import DEFAULT_BUDGET_BYTES, Spool, SpoolBudget
 from edgeprune.reconstruct.streamed import RidgeSolver, Sums, linear_error, ratio, rectified_rounds
 from edgeprune.reconstruct.targets import Target
 from edgeprune.reconstruct.weights import parameters, store
@@ -65,7 +68,7 @@ class _Work:
 
     target: Target
     parts: list[Sums] = field(default_factory=list)
-    y: Spool | None = None  # the original model's outputs at the sampled sites
+    y: Spool | _KeptColumns | None = None  # the original model's outputs at the sampled sites
     rows: tuple[Spool, Spool, Spool | None] | None = None  # (x, y, shortcut) rows of a rectified fit
     reused: bool = False
     has_addend: bool = False
@@ -75,13 +78,22 @@ class Schedule:
     """Refits ``targets`` of the pruned ``graph`` (changed in place) level by level; `run` returns their fits."""
 
     def __init__(
-        self, original, graph, targets, calibration, settings: ScheduleSettings, reuse=None, progress=None
+        self,
+        original,
+        graph,
+        targets,
+        calibration,
+        settings: ScheduleSettings,
+        reuse=None,
+        progress=None,
+        references=None,
     ) -> None:
         self.original, self.graph, self.targets = original, graph, targets
         self.calibration, self.settings = calibration, settings
         self.nodes = {node.name: node for node in graph.nodes}
         self.budget = SpoolBudget(settings.memory)
         self.reuse = reuse or {}  # node -> Sums filled from the scoring statistics
+        self.references = references or {}  # original tensor -> its `SiteRows` from the capture pass
         self.progress: Callable[[str, int, int], None] | None = progress
         self.passes = 0
 
@@ -132,8 +144,17 @@ class Schedule:
         return max(len(target.positions) // max(self.calibration.count, 1), 1)
 
     def _original_outputs(self, works: list[_Work]) -> None:
-        """One pass of the original model (up to the last tensor needed): every layer's original outputs at
-        its sampled sites, spooled."""
+        """Every layer's original outputs at its sampled sites: the kept columns of the rows the capture pass
+        kept where it kept them at the same sites, else from one pass of the original model (up to the last
+        tensor needed), spooled."""
+        passing = []
+        for work in works:
+            captured = self.references.get(work.target.reference)
+            if captured is not None and captured.matches(work.target.positions, self.calibration.count):
+                work.y = _KeptColumns(captured.spool, work.target.kept_out)
+            else:
+                passing.append(work)
+        works = passing
         if not works:
             return
         run = SegmentedRun(self.original.gs_graph(), self.calibration, keep=False, **self._run_options())
@@ -145,6 +166,7 @@ class Schedule:
                 if work.y is None:
                     expected = self._rows_per_image(work.target) * self.calibration.count
                     work.y = Spool(y.shape[1:], y.dtype, expected, self.budget)
+                assert isinstance(work.y, Spool)  # made here: not one of the capture's
                 work.y.append(y)
             first += count
         self.passes += run.sessions
@@ -175,7 +197,7 @@ class Schedule:
         x = values[t.input]
         if t.positions is None:  # a Gemm: every image's row
             return x.reshape(count, -1), None
-        at = _in_batch(t.positions, first, count)
+        at = in_batch(t.positions, first, count)
         if t.channels_last:
             return linear_rows(x, first, at), None
         assert t.geometry is not None  # a conv: the other kinds returned above
@@ -254,14 +276,26 @@ class Schedule:
         )
 
 
+class _KeptColumns:
+    """A tensor's rows kept by the capture pass (every channel), read as a layer's kept outputs' columns;
+    the spool belongs to the capture's statistics, which close it (``close`` here leaves it open)."""
+
+    def __init__(self, spool, kept: np.ndarray) -> None:
+        self.spool, self.kept = spool, None if bool(np.all(kept)) else np.flatnonzero(kept)
+
+    def reader(self):
+        take = self.spool.reader()
+        return take if self.kept is None else (lambda count: take(count)[:, self.kept])
+
+    def close(self) -> None:
+        pass
+
+
 def _reference_rows(target: Target, values: np.ndarray, first: int, count: int) -> np.ndarray:
     """The original tensor a layer must match, at its sampled sites and on its kept outputs."""
-    if target.positions is None:  # a Gemm: every image's row
-        return values[:, target.kept_out].reshape(count, -1)
-    at = _in_batch(target.positions, first, count)
-    if target.channels_last:
-        return linear_rows(np.compress(target.kept_out, values, axis=-1), first, at)
-    return outputs_at(values[:, target.kept_out], first, at)
+    kept = np.compress(target.kept_out, values, axis=-1 if target.channels_last else 1)
+    at = None if target.positions is None else in_batch(target.positions, first, count)
+    return rows_at(kept, target.layout, first, at)
 
 
 def _group_rows(spools, group: int, columns: int, outputs: int):
@@ -278,7 +312,3 @@ def _group_rows(spools, group: int, columns: int, outputs: int):
             yield x[:, cols], y[:, outs], (s[:, outs] if s is not None else None)
 
     return rows
-
-
-def _in_batch(positions: np.ndarray, first: int, count: int) -> np.ndarray:
-    return positions[(positions[:, 0] >= first) & (positions[:, 0] < first + count)]

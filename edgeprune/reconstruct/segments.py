@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from edgeprune.capture.session import ActivationRunner
+from edgeprune.capture.spool import Spool, SpoolBudget
 from edgeprune.graph.load import export_clean
 from edgeprune.graph.model import ModelGraph
-from edgeprune.reconstruct.spool import Spool, SpoolBudget
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeprune.analysis.groups import ChannelAnalysis
+from edgeprune.capture.references import SiteTensor
 from edgeprune.capture.rows import ConvGeometry
 from edgeprune.graph.model import ModelGraph
 
@@ -45,6 +46,12 @@ class Target:
     def intercept(self) -> bool:
         return self.op != "MatMul" or self.bias_add is not None
 
+    @property
+    def layout(self) -> str:
+        """How its rows are cut (`capture.references.LAYOUTS`): a conv's sampled output sites, a channels-last
+        MatMul's sampled input rows, or a Gemm's one row per image."""
+        return "map" if self.geometry is not None else "last" if self.channels_last else "rows"
+
 
 def find_targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarray, scope: str):
     """(targets in topological order, LayerRefit-ready notes of the layers that cannot be refitted)."""
@@ -75,6 +82,18 @@ def find_targets(original: ModelGraph, analysis: ChannelAnalysis, keep: np.ndarr
         target.rectified = _only_relu(readers.get(target.reference, ()))
         targets.append(target)
     return targets, skipped
+
+
+def reference_tensors(original: ModelGraph, analysis: ChannelAnalysis) -> list[SiteTensor]:
+    """The original tensors every plan's targets are fitted to, or a superset: those of the targets of a
+    plan that cuts every group (each of concrete size past the batch, so its sites can be drawn first)."""
+    targets, _ = find_targets(original, analysis, np.zeros(len(analysis.class_group), dtype=bool), "downstream")
+    found: dict[str, SiteTensor] = {}
+    for target in targets:
+        shape = original.shapes.get(target.reference, ())
+        if shape and all(isinstance(d, int) and d > 0 for d in shape[1:]):
+            found.setdefault(target.reference, SiteTensor(target.reference, target.layout))
+    return list(found.values())
 
 
 def _all_kept(analysis: ChannelAnalysis, tensor: str, keep: np.ndarray) -> bool:

@@ -12,14 +12,16 @@ from edgeprune.reporting.tables import gather_warnings, group_rows, layer_table,
 def build_report(job, chosen, goal: Mapping | None, clock, timings: dict, sweep: Mapping | None = None) -> Report:
     """The report of ``chosen`` (a `candidate.Pruned`) cut from ``job``: ``goal`` is the goal search's
     section, ``sweep`` the sweep's it was picked from (either may be None)."""
-    from edgeprune.candidate import judge
+    from edgeprune.candidate import judge_all
     from edgeprune.cost import model_cost
 
     settings, outcome = job.settings, chosen.outcome
-    plain = judge(job, outcome.pruned)
     reconstructed_only = outcome.refit is not None and settings.recovery.steps == 1  # progressive: distilled already
-    rebuilt = judge(job, outcome.final) if reconstructed_only else None
-    recovered = judge(job, chosen.final) if settings.recovery.enabled else None
+    judged = [outcome.pruned] + [outcome.final] * reconstructed_only + [chosen.final] * settings.recovery.enabled
+    comparisons = iter(judge_all(job, judged))  # the original run once for all of them
+    plain = next(comparisons)
+    rebuilt = next(comparisons) if reconstructed_only else None
+    recovered = next(comparisons) if settings.recovery.enabled else None
     clock.lap("evaluate")
     latency = latency_report(job, chosen.final, outcome.plan)
     clock.lap("latency")

@@ -3,7 +3,7 @@ for `optimize` and `score`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import cast
 
@@ -40,9 +40,11 @@ def measure_and_score(
     ridge: float = 1e-3,
     progress: Callable[[str, int, int], None] | None = None,
     lap: Callable[[str], None] | None = None,
+    references: Sequence = (),
 ) -> tuple[dict[str, ChannelScores], dict]:
     """Scores per group, and what was measured for them (``lap("capture")`` after the calibration pass;
-    ``progress("capture" | "score", done, total)`` along both)."""
+    ``progress("capture" | "score", done, total)`` along both). ``references``: tensors (`SiteTensor`)
+    the pass of a criterion that reads consumer statistics also keeps at the sampled sites."""
     stats = grams = None
     info = ScoringRecord(criterion=criterion)
     report = (lambda done, total: progress("capture", done, total)) if progress else None
@@ -77,6 +79,7 @@ def measure_and_score(
             batch_size=batch_size,
             provider=provider,
             progress=report,
+            references=references,
         )
         info.update(
             images=grams.images,

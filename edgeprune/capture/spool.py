@@ -1,9 +1,9 @@
 """Spools: arrays streamed in batch by batch and read back in the same order, in memory while a shared
 budget allows, in a temporary file beyond it.
 
-Reconstruction keeps per-image data between passes over the calibration set: the original model's outputs
-at the sampled sites, the rows of layers whose fit needs them more than once, the tensors where one pass
-stops and the next one starts. Held in memory they grow with the number of images; a spool that would
+Capture and reconstruction keep per-image data between passes over the calibration set: the original
+model's outputs at the sampled sites, the rows of layers whose fit needs them more than once, the tensors
+where one pass stops and the next one starts. Held in memory they grow with the number of images; a spool that would
 take the budget past its limit writes to an anonymous temporary file instead (deleted when closed), so
 the memory a reconstruction uses is set by the budget and the layer sizes, not by the images.
 """
@@ -61,6 +61,7 @@ class Spool:
             self.parts.append(values.copy() if not values.flags.owndata else values)
         else:
             assert self.file is not None
+            self.file.seek(0, 2)  # at the end, wherever a reader left the file's position
             values.tofile(self.file)  # straight from the array's buffer: no copy into bytes first
         self.rows += len(values)
 
@@ -97,11 +98,13 @@ class Spool:
             return take_memory
         assert self.file is not None
         self.file.flush()
-        self.file.seek(0)
-        handle, size = self.file, int(np.prod(self.shape, dtype=np.int64))
+        handle, size, offset = self.file, int(np.prod(self.shape, dtype=np.int64)), [0]
 
-        def take_file(count: int) -> np.ndarray:
-            return np.fromfile(handle, dtype=self.dtype, count=count * size).reshape((count, *self.shape))
+        def take_file(count: int) -> np.ndarray:  # from its own offset: readers of one spool may interleave
+            handle.seek(offset[0])
+            rows = np.fromfile(handle, dtype=self.dtype, count=count * size).reshape((-1, *self.shape))
+            offset[0] += rows.nbytes
+            return rows
 
         return take_file
 
