@@ -15,7 +15,7 @@ from cli_runner import run
 
 from edgeprune.errors import InputError
 from edgeprune.hardware import builtin_devices, host_cache, load_profile, resolve_device
-from edgeprune.hardware.fingerprint import fingerprint
+from edgeprune.hardware.fingerprint import cpu_alignment, fingerprint
 from edgeprune.hardware.profile import LayerTable, ModelMeasurement, Roofline
 
 
@@ -166,4 +166,30 @@ def test_a_real_first_measurement_holds_for_this_machine(cache):
     profile = resolve_device("host")
     assert profile.peak_flops > 1e9 and profile.roofline.memory_bandwidth > 1e8
     assert {k: profile.fingerprint[k] for k in host_cache.KEY_FIELDS} == host_cache.setup(_shipped())
-    assert profile.alignment == _shipped().alignment and profile.measured
+    expected = cpu_alignment()
+    assert profile.alignment == (expected[0] if expected else _shipped().alignment) and profile.measured
+
+
+def test_the_alignment_is_the_cpus_convolution_block():
+    assert cpu_alignment("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512dq\n")[0] == 16
+    assert cpu_alignment("flags\t\t: fpu sse2 avx avx2 fma\n")[0] == 8
+    assert cpu_alignment("flags\t\t: fpu sse2\n") is None  # not told: the shipped file's
+    assert cpu_alignment("Features\t: fp asimd evtstrm\n") is None  # an ARM CPU lists no x86 flags
+
+
+def test_the_host_aligns_to_this_cpu_and_a_cache_of_another_alignment_is_measured_again(
+    cache, fake, monkeypatch, caplog
+):
+    import edgeprune.hardware.fingerprint as fingerprints
+
+    monkeypatch.setattr(fingerprints, "cpu_alignment", lambda: (16, "AVX-512F"))
+    first = resolve_device("host")
+    assert first.alignment == 16 and fake["roofline"] == 1
+    assert load_profile(first.source).alignment == 16  # cached with it
+    monkeypatch.setattr(fingerprints, "cpu_alignment", lambda: (8, "AVX2"))
+    with caplog.at_level(logging.WARNING):
+        again = resolve_device("host")
+    assert fake["roofline"] == 2 and again.alignment == 8
+    assert "aligns channels to 16, this CPU's convolutions to 8: measuring again" in caplog.text
+    monkeypatch.setattr(fingerprints, "cpu_alignment", lambda: None)
+    assert resolve_device("host").alignment == _shipped().alignment  # unknown: the shipped file's

@@ -59,6 +59,7 @@ def devices_command(as_json: bool) -> None:
 def profile_command(device, model, points, seconds_per_point, threads, output, input_shapes) -> None:
     """Measure a device on itself: its roofline and, with --model, latency tables the host then uses."""
     from edgeprune.hardware import resolve_device, save_profile
+    from edgeprune.hardware.host_cache import for_this_cpu
     from edgeprune.hardware.profiler import ProfileSettings, measure_roofline, profile_model, sized_model
 
     settings = ProfileSettings(points=points, seconds_per_point=seconds_per_point, threads=threads)
@@ -68,7 +69,7 @@ def profile_command(device, model, points, seconds_per_point, threads, output, i
         raise InputError("--input-shape sizes the inputs of --model; give --model too")
     sized = sized_model(model, input_shapes) if model is not None else None  # a bad size fails before timing
     shipped = _shipped_host(device)  # this machine: measured from the example's settings, not from its cache
-    base = shipped if shipped is not None else resolve_device(device)
+    base = resolve_device(device) if shipped is None else for_this_cpu(shipped)  # the host: its CPU's alignment
     measured = measure_roofline(base, settings)
     if sized is not None:
         measured = profile_model(measured, sized, settings, progress=_progress())

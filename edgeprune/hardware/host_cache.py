@@ -6,7 +6,9 @@ The cache is one profile file per setup, in the user's cache folder (``$XDG_CACH
 threads and the CPU. A file that does not parse, or whose fingerprint is not this machine's, is measured
 again (one log line says why). Measuring is quick: the roofline in about two seconds, a model's layers at
 three channel counts per axis in a few seconds more (``QUICK``); ``edgeprune profile --device host`` does
-the full measurement and stores it here too.
+the full measurement and stores it here too. The channel alignment is this CPU's (16 with AVX-512F, where
+ONNX Runtime's NCHWc convolutions block channels by 16; 8 with AVX2), the shipped file's where it is unknown;
+a cached profile of another alignment is measured again.
 
 ``EDGEPRUNE_HOST_PROFILE`` chooses: ``measure`` (the default: roofline and each model's tables),
 ``roofline`` (this machine's roofline only) or ``shipped`` (the example file as it is; no measuring, the same
@@ -80,14 +82,33 @@ def host_profile(shipped: DeviceProfile) -> DeviceProfile:
     if mode() == "shipped":
         return shipped
     path = cache_path(shipped)
+    here = for_this_cpu(shipped)
     cached = _cached(path, setup(shipped))
+    if cached is not None and cached.alignment != here.alignment:
+        logger.warning(
+            "the cached host profile %s aligns channels to %d, this CPU's convolutions to %d: measuring again",
+            path,
+            cached.alignment,
+            here.alignment,
+        )
+        cached = None
     if cached is not None:
         return cached
     from edgeprune.hardware.profiler import measure_roofline
 
     logger.info("measuring this machine's roofline for --device host (once; cached in %s)", path)
-    measured = measure_roofline(shipped, quick())
-    return _store(_as_host(measured, shipped), path)
+    measured = measure_roofline(here, quick())
+    return _store(_as_host(measured, here), path)
+
+
+def for_this_cpu(shipped: DeviceProfile) -> DeviceProfile:
+    """``shipped`` with this CPU's channel alignment (the shipped one where the CPU does not tell)."""
+    from edgeprune.hardware.fingerprint import cpu_alignment
+
+    found = cpu_alignment()
+    if found is None:
+        return shipped
+    return replace(shipped, alignment=found[0], alignment_notes=found[1])
 
 
 def with_model_tables(profile: DeviceProfile, model, analysis) -> DeviceProfile:
@@ -98,7 +119,7 @@ def with_model_tables(profile: DeviceProfile, model, analysis) -> DeviceProfile:
         return profile
     path = Path(profile.source).with_suffix(f".{model.source_sha256[:16]}.toml")
     cached = _cached(path, {k: profile.fingerprint.get(k, "") for k in KEY_FIELDS})
-    if cached is not None and model.source_sha256 in cached.models:
+    if cached is not None and model.source_sha256 in cached.models and cached.alignment == profile.alignment:
         return cached
     from edgeprune.hardware.layers import model_layers
     from edgeprune.hardware.profiler import profile_model
