@@ -11,3 +11,15 @@ import pytest
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One folder per test session where the corpus exports are cached (see ``tests/corpus.py``)."""
     return tmp_path_factory.mktemp("corpus")
+
+
+@pytest.fixture(autouse=True)
+def host_alignment_of_an_avx2_cpu(monkeypatch):
+    """`--device host` aligns channels as on an AVX2 CPU (8), whatever CPU runs the suite, so plans under the
+    host are the same on every machine (with AVX-512F it would be 16). The CPU's own block is tested in
+    tests/test_host_profile.py, from /proc/cpuinfo texts given to `cpu_alignment`."""
+    import edgeprune.hardware.fingerprint as fingerprint
+
+    real = fingerprint.cpu_alignment
+    pinned = (8, "AVX2 (no AVX-512): ONNX Runtime's NCHWc convolutions block channels by 8")
+    monkeypatch.setattr(fingerprint, "cpu_alignment", lambda cpuinfo=None: real(cpuinfo) if cpuinfo else pinned)

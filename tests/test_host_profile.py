@@ -166,8 +166,7 @@ def test_a_real_first_measurement_holds_for_this_machine(cache):
     profile = resolve_device("host")
     assert profile.peak_flops > 1e9 and profile.roofline.memory_bandwidth > 1e8
     assert {k: profile.fingerprint[k] for k in host_cache.KEY_FIELDS} == host_cache.setup(_shipped())
-    expected = cpu_alignment()
-    assert profile.alignment == (expected[0] if expected else _shipped().alignment) and profile.measured
+    assert profile.alignment == 8 and profile.measured  # the CPU's, pinned to an AVX2 one (conftest.py)
 
 
 def test_the_alignment_is_the_cpus_convolution_block():

@@ -200,14 +200,34 @@ def test_targets_kept_by_the_capture_pass_give_the_fits_of_a_pass_of_the_origina
         np.testing.assert_allclose(got, np.concatenate(expected), rtol=1e-5, atol=1e-6 * np.abs(got).max())
 
 
-def test_targets_kept_at_other_sites_are_not_used(corpus_dir, tmp_path):
+@pytest.mark.parametrize("name", ["resnet_basic", "resnet_bottleneck", "mobilenet_v2", "convnext", "yolox"])
+def test_the_capture_pass_computes_the_targets_from_the_rows_it_cuts(name, corpus_dir, tmp_path, monkeypatch):
+    """Outputs, residual sums and bias Adds follow from the consumers' rows: the session is asked for nothing
+    more than the consumers' inputs (the earlier test shows they are the tensors themselves)."""
+    model, analysis, data, _, _ = _case(corpus_dir, tmp_path, name, images=16)
+    asked, init = [], ActivationRunner.__init__
+
+    def spy(self, graph, names, *args, **kwargs):
+        asked.append(set(names))
+        init(self, graph, names, *args, **kwargs)
+
+    monkeypatch.setattr(ActivationRunner, "__init__", spy)
+    grams = capture_grams(model, analysis, data, samples_per_image=8, references=reference_tensors(model, analysis))
+    assert grams.references and asked == [{g.consumer.input for g in grams.grams}]
+
+
+def test_targets_kept_at_other_sites_are_not_used(corpus_dir, tmp_path, caplog):
     model, analysis, data, plan, pruned = _case(corpus_dir, tmp_path, "resnet_basic", images=40)
     wanted = reference_tensors(model, analysis)
     grams = capture_grams(model, analysis, data, samples_per_image=4, batch_size=16, references=wanted)
     grams = replace(grams, grams=())
-    plain, _ = reconstruct(model, pruned, analysis, plan, data, **SETTINGS)
-    kept, _ = reconstruct(model, pruned, analysis, plan, data, **SETTINGS, statistics=grams)  # 8 a image here
-    assert _worst(_weights(kept), _weights(plain)) < 1e-9
+    with caplog.at_level(logging.INFO, logger="edgeprune.reconstruct.refit"):
+        plain, _ = reconstruct(model, pruned, analysis, plan, data, **SETTINGS)
+        kept, _ = reconstruct(model, pruned, analysis, plan, data, **SETTINGS, statistics=grams)  # 8 a image here
+    passes = [r.getMessage().split(" in ")[1] for r in caplog.records if "passes" in r.getMessage()]
+    assert passes[0] == passes[1]  # the original's pass still ran for every conv
+    # only the classifier's rows (one an image, whatever the samples) were taken from the capture
+    assert _worst(_weights(kept), _weights(plain)) < 1e-4
 
 
 def test_statistics_of_other_sites_are_not_reused(corpus_dir, tmp_path):

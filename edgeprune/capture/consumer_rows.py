@@ -62,6 +62,18 @@ class ConsumerRows:
         values["_batch"] = np.array([first, count])
         return values
 
+    def batch(self, values: dict):
+        """``rows_of(consumer)``: its rows in the batch of ``values``, cut once per set of rows (its owner's)."""
+        cut: dict[int, np.ndarray] = {}
+
+        def rows_of(c: LinearConsumer) -> np.ndarray:
+            owner = self.owner[id(c)]
+            if id(owner) not in cut:
+                cut[id(owner)] = self.of(owner, values)
+            return cut[id(owner)]
+
+        return rows_of
+
     def of(self, c: LinearConsumer, values: dict) -> np.ndarray:
         first, count = (int(v) for v in values["_batch"])
         if c.geometry is None and not c.sites:

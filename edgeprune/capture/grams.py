@@ -25,7 +25,8 @@ from onnx import numpy_helper
 
 from edgeprune.analysis.groups import ChannelAnalysis
 from edgeprune.capture.consumer_rows import ConsumerRows, unchanging
-from edgeprune.capture.references import ReferenceRows, SiteRows, SiteTensor
+from edgeprune.capture.reference_rows import ReferenceRows
+from edgeprune.capture.references import SiteRows, SiteTensor
 from edgeprune.capture.rows import ConvGeometry, linear_positions, sample_positions
 from edgeprune.graph.model import ModelGraph
 from edgeprune.graph.shapes import concrete_size
@@ -215,7 +216,16 @@ def capture_grams(
         size: sample_positions(np.arange(calibration.count), *size, samples_per_image, seed)
         for size in set(sizes.values())
     }  # the same for every consumer of one output size, and the sites reconstruction samples
-    kept = ReferenceRows(model.shapes, references, calibration.count, samples_per_image, seed)
+    kept = ReferenceRows(
+        model,
+        references,
+        calibration.count,
+        samples_per_image,
+        seed,
+        consumers,
+        lambda c: positions[sizes[c.node]] if c.node in sizes else None,
+        frozenset(c.input for c in consumers),
+    )
     rows = ConsumerRows(model, consumers, sizes, positions, provider, also=kept.names)
     exact = unchanging(model, analysis, {c.input for c in consumers})
     grams = [ConsumerGram.empty(c, exact=c.input in exact) for c in consumers]
@@ -225,10 +235,11 @@ def capture_grams(
         count = len(batch.indices)
         values = rows.run(batch.inputs, first, count)
         middle = time.perf_counter()
+        rows_of = rows.batch(values)
         for gram in grams:
             if rows.owner[id(gram.consumer)] is gram.consumer:  # one sum per distinct set of rows
-                gram.update(rows.of(gram.consumer, values))
-        kept.add(values, first, count)
+                gram.update(rows_of(gram.consumer))
+        kept.add(values, rows_of, first, count)
         first += count
         inference += middle - start
         statistics += time.perf_counter() - middle

@@ -4,7 +4,8 @@ Reconstruction fits each layer to an original tensor (its output, the residual s
 Add of a MatMul) at the sites it samples. The capture pass of the original model computes those tensors
 anyway, so it keeps their rows, every channel, and reconstruction takes the kept channels' columns from
 them instead of running the original model once more (`reconstruct.schedule`). The rows go into spools
-(in memory within a budget, in temporary files beyond it), so memory stays bounded in the images.
+(in memory within a budget, in temporary files beyond it), so memory stays bounded in the images; most of
+them are computed from the consumers' rows, not asked of the session (`capture.reference_rows`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeprune.capture.rows import linear_positions, linear_rows, outputs_at, sample_positions
-from edgeprune.capture.spool import DEFAULT_BUDGET_BYTES, Spool, SpoolBudget
+from edgeprune.capture.spool import Spool
 
 LAYOUTS = ("map", "last", "rows")  # N,C,H,W at sampled (y, x); N,...,C at sampled sites; N,C: one row an image
 
@@ -65,32 +66,3 @@ def rows_at(values: np.ndarray, layout: str, first: int, at: np.ndarray | None) 
 def in_batch(positions: np.ndarray, first: int, count: int) -> np.ndarray:
     """The sites of images first .. first + count - 1."""
     return positions[(positions[:, 0] >= first) & (positions[:, 0] < first + count)]
-
-
-class ReferenceRows:
-    """Collects ``tensors``' rows batch by batch (`add`), each in its own spool; `rows` hands them out."""
-
-    def __init__(
-        self, shapes, tensors, images: int, per_image: int, seed: int, memory: int = DEFAULT_BUDGET_BYTES
-    ) -> None:
-        self.tensors, self.images = tuple(tensors), images
-        self.positions = {t.name: site_positions(shapes[t.name], t.layout, images, per_image, seed) for t in tensors}
-        self.spools: dict[str, Spool] = {}
-        self.budget = SpoolBudget(memory)
-
-    @property
-    def names(self) -> list[str]:
-        return [t.name for t in self.tensors]
-
-    def add(self, values: dict, first: int, count: int) -> None:
-        for tensor in self.tensors:
-            positions = self.positions[tensor.name]
-            at = None if positions is None else in_batch(positions, first, count)
-            rows = rows_at(values[tensor.name], tensor.layout, first, at)
-            if tensor.name not in self.spools:
-                per_image = 1 if positions is None else len(positions) // max(self.images, 1)
-                self.spools[tensor.name] = Spool(rows.shape[1:], np.float32, per_image * self.images, self.budget)
-            self.spools[tensor.name].append(rows)
-
-    def rows(self) -> dict[str, SiteRows]:
-        return {name: SiteRows(self.positions[name], spool) for name, spool in self.spools.items()}
