@@ -143,6 +143,23 @@ def test_a_latency_budget_on_a_group_the_device_cannot_price_is_a_usage_error(re
         select_knapsack(selector, scores)
 
 
+@pytest.mark.parametrize("align", [8, 16])
+def test_a_group_the_device_runs_whole_at_every_allowed_count_is_not_an_unpriced_one(reference, align):
+    """On a device that pads channels to 16 (ONNX Runtime with AVX-512F), a 16-channel group cannot be traded
+    for time at any count: a latency budget keeps it whole instead of refusing the run."""
+    from dataclasses import replace
+
+    from edgeprune.hardware import LatencyModel
+
+    model, analysis, costs, latency, scores = reference
+    padded = LatencyModel(replace(latency.profile, alignment=16), model, analysis)
+    selector = Selector(analysis, costs, Budget(speedup=1.3, alignment=align), padded)
+    kept = select_knapsack(selector, scores)
+    assert selector.meets(kept)
+    sixteen = [g for g in analysis.prunable_groups if g.channels == 16]
+    assert sixteen and all(len(kept.get(g.id, range(16))) == 16 for g in sixteen)  # no time to gain from them
+
+
 def test_optimize_with_the_knapsack_end_to_end_repeats_the_same_plan(capsys, tmp_path):
     plans = []
     for name in ("a", "b"):

@@ -163,7 +163,11 @@ def _check_priced(problem: _Problem) -> None:
         return
     full = [len(o.counts) - 1 for o in problem.options]
     whole = problem.usage(full)
+    profile = getattr(problem.selector.latency, "profile", None)
+    step = max(int(getattr(profile, "alignment", 1)), 1)  # the device pads channel counts up to this
     for g, group in enumerate(problem.groups):
+        if -(-problem.options[g].counts[0] // step) * step >= group.channels:
+            continue  # every allowed count runs as the whole group there: nothing to trade, but priced
         if problem.usage(full[:g] + [0] + full[g + 1 :]) >= whole:
             raise InputError(
                 f"the device's latency model prices no layer of group {group.id} (its layers are ops it does not "
