@@ -9,8 +9,8 @@ reconstruction samples). Its original outputs there are Y = X W^T + b with its o
 be captured: X^T Y and ||Y||^2 follow from X^T X and the column sums. Only those sums are kept (float64
 products of the float32 rows: exact enough for reconstruction to fit from them, `reconstruct.reuse`), so
 memory is set by the layer sizes and does not grow with the number of images, and the capture asks ONNX
-Runtime for nothing but the consumers' inputs (and, when reconstruction will follow, the tensors it fits its
-layers to, kept at the same sites: `capture.references`).
+Runtime for nothing but the consumers' inputs. When reconstruction will follow, the same pass keeps the
+tensors it fits its layers to at the same sites, computed from these rows (`capture.reference_rows`).
 """
 
 from __future__ import annotations
