@@ -144,6 +144,19 @@ def test_timing_structure(tiny):
     assert result.rounds == 5 and result.a.runs == result.b.runs == 5 and result.ratio > 0
 
 
+def test_a_quick_model_is_compared_a_few_runs_at_a_time(tiny, monkeypatch):
+    """Timings of a model far quicker than SAMPLE_MS each take that many runs in a row; a slow one runs once."""
+    import edgeprune.hardware.timing as timing
+
+    runner = Runner(tiny.read_bytes())
+    result = compare(runner, Runner(tiny.read_bytes()), warmup=1, rounds=3)
+    once = min(runner.once_ms() for _ in range(5))
+    assert result.a.per_timing > 1 and result.a.per_timing * once >= timing.SAMPLE_MS * 0.2
+    assert result.to_dict()["a"]["runs_per_timing"] == result.a.per_timing and result.a.runs == 3
+    monkeypatch.setattr(timing, "SAMPLE_MS", 1e-6)  # every model is slow next to it
+    assert compare(runner, runner, warmup=0, rounds=2).b.per_timing == 1
+
+
 @pytest.fixture(scope="module")
 def resnet(corpus_dir) -> Path:
     return export_corpus_model("resnet20", "legacy", corpus_dir)

@@ -177,8 +177,14 @@ def _timing_line(name: str, timing, sizes=None) -> str:
     at = " at " + " ".join(f"{n}={','.join(map(str, d))}" for n, d in sizes.items()) if sizes else ""
     return (
         f"{name}{at}: median {timing.median_ms:.3f} ms (p10 {timing.p10_ms:.3f}, p90 {timing.p90_ms:.3f}, "
-        f"spread {timing.spread:.1%}, {timing.runs} runs after {timing.warmup} warm-up)"
+        f"spread {timing.spread:.1%}, {_runs(timing)} after {timing.warmup} warm-up)"
     )
+
+
+def _runs(timing) -> str:
+    if timing.per_timing > 1:  # a quick model, timed a few runs at a time (`timing.compare`)
+        return f"{timing.runs} timings of {timing.per_timing} runs"
+    return f"{timing.runs} runs"
 
 
 def _feed_shapes(model_bytes: bytes, specs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:

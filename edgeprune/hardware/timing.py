@@ -1,5 +1,10 @@
 """Measuring latency honestly: warm-up, repeated runs, the median and the spread, and an interleaved A/B
-comparison (A and B alternate, so a slow minute on a shared machine slows both alike and the ratio holds)."""
+comparison (A and B alternate, so a slow minute on a shared machine slows both alike and the ratio holds).
+
+In the A/B comparison, a model that runs in well under a millisecond (a 28x28 ResNet-20: 0.2 ms) is timed a
+few runs at a time, each timing at least ``SAMPLE_MS`` long: one run alone is as short as the jitter of the
+machine's scheduling, which left the speed-up of such a model +-40% uncertain after 20 interleaved rounds.
+`measure` times single runs (the profiler reads low quantiles of them)."""
 
 from __future__ import annotations
 
@@ -12,11 +17,14 @@ import numpy as np
 
 from edgeprune.errors import EdgepruneError, InputError
 
+SAMPLE_MS = 5.0  # the least one timing lasts: shorter models are run that many times in a row per timing
+
 
 @dataclass(frozen=True)
 class Timing:
     """Milliseconds per run: median, the 10th and 90th percentiles, and the relative spread: the interquartile
-    range over the median (robust to the odd run a busy machine slows ten-fold)."""
+    range over the median (robust to the odd run a busy machine slows ten-fold). ``runs`` timings, each the
+    mean of ``per_timing`` runs in a row."""
 
     median_ms: float
     p10_ms: float
@@ -25,13 +33,14 @@ class Timing:
     warmup: int
     iqr_ms: float = 0.0
     samples_ms: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    per_timing: int = 1
 
     @property
     def spread(self) -> float:
         return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
 
     @classmethod
-    def of(cls, samples_ms: list[float], warmup: int) -> Timing:
+    def of(cls, samples_ms: list[float], warmup: int, per_timing: int = 1) -> Timing:
         values = np.asarray(samples_ms, dtype=np.float64)
         p10, p25, median, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
         return cls(
@@ -42,6 +51,7 @@ class Timing:
             warmup,
             float(p75 - p25),
             tuple(float(v) for v in values),
+            per_timing,
         )
 
     def to_dict(self) -> dict:
@@ -52,6 +62,7 @@ class Timing:
             "iqr_ms": self.iqr_ms,
             "spread": self.spread,
             "runs": self.runs,
+            "runs_per_timing": self.per_timing,
             "warmup": self.warmup,
         }
 
@@ -108,6 +119,18 @@ class Runner:
         self.session.run(None, self.feeds)
         return (time.perf_counter() - start) * 1000.0
 
+    def mean_ms(self, runs: int) -> float:
+        """Milliseconds per run over ``runs`` runs in a row."""
+        start = time.perf_counter()
+        for _ in range(runs):
+            self.session.run(None, self.feeds)
+        return (time.perf_counter() - start) * 1000.0 / runs
+
+    def runs_per_timing(self) -> int:
+        """How many runs in a row make one timing at least `SAMPLE_MS` long (1 for a model that long)."""
+        quickest = min(self.once_ms() for _ in range(3))
+        return int(min(max(np.ceil(SAMPLE_MS / max(quickest, 1e-3)), 1), 1000))
+
 
 def _session(model_bytes: bytes, provider: str, threads: int | None, precision: str):
     """TensorRT builds fp16 (or int8) engines only when asked; the other providers run the model's own types."""
@@ -141,23 +164,25 @@ def measure(runner: Runner, warmup: int = 5, repeats: int = 30) -> Timing:
 
 
 def compare(a: Runner, b: Runner, warmup: int = 5, rounds: int = 30) -> Comparison:
-    """Alternate A and B (the order flips every round so neither always runs on a warm cache)."""
+    """Alternate A and B (the order flips every round so neither always runs on a warm cache), each timing
+    `Runner.runs_per_timing` runs in a row."""
     _check_counts(warmup, rounds)
     for _ in range(warmup):
         a.once_ms()
         b.once_ms()
+    runs_a, runs_b = a.runs_per_timing(), b.runs_per_timing()
     times_a, times_b = [], []
     for round_ in range(rounds):
         if round_ % 2:
-            times_b.append(b.once_ms())
-            times_a.append(a.once_ms())
+            times_b.append(b.mean_ms(runs_b))
+            times_a.append(a.mean_ms(runs_a))
         else:
-            times_a.append(a.once_ms())
-            times_b.append(b.once_ms())
+            times_a.append(a.mean_ms(runs_a))
+            times_b.append(b.mean_ms(runs_b))
     logs = np.log(np.asarray(times_a) / np.asarray(times_b))
     sigma = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
     noise = float(np.expm1(1.96 * 1.2533 * sigma / np.sqrt(rounds)))  # standard error of a median
-    ta, tb = Timing.of(times_a, warmup), Timing.of(times_b, warmup)
+    ta, tb = Timing.of(times_a, warmup, runs_a), Timing.of(times_b, warmup, runs_b)
     return Comparison(ta, tb, ta.median_ms / tb.median_ms, noise, rounds)
 
 
