@@ -18,6 +18,11 @@ import numpy as np
 from edgeprune.errors import EdgepruneError, InputError
 
 SAMPLE_MS = 5.0  # the least one timing lasts: shorter models are run that many times in a row per timing
+# before each timing of a quick model, a pause that lets the other session's worker threads stop spinning:
+# with ONNX Runtime's default threads they kept the cores busy for tens of ms after its runs, which slowed the
+# model timed next by up to 70% on a 0.35 ms ResNet-20 (on one thread, with no workers, there is no such
+# effect); after 50 ms the order of the two no longer showed
+SETTLE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -165,20 +170,26 @@ def measure(runner: Runner, warmup: int = 5, repeats: int = 30) -> Timing:
 
 def compare(a: Runner, b: Runner, warmup: int = 5, rounds: int = 30) -> Comparison:
     """Alternate A and B (the order flips every round so neither always runs on a warm cache), each timing
-    `Runner.runs_per_timing` runs in a row."""
+    `Runner.runs_per_timing` runs in a row, after a `SETTLE_S` pause for a quick model."""
     _check_counts(warmup, rounds)
     for _ in range(warmup):
         a.once_ms()
         b.once_ms()
     runs_a, runs_b = a.runs_per_timing(), b.runs_per_timing()
+    pause = SETTLE_S if max(runs_a, runs_b) > 1 else 0.0  # a slow model's timing outlasts the spinning
+
+    def timed(runner: Runner, runs: int) -> float:
+        time.sleep(pause)
+        return runner.mean_ms(runs)
+
     times_a, times_b = [], []
     for round_ in range(rounds):
         if round_ % 2:
-            times_b.append(b.mean_ms(runs_b))
-            times_a.append(a.mean_ms(runs_a))
+            times_b.append(timed(b, runs_b))
+            times_a.append(timed(a, runs_a))
         else:
-            times_a.append(a.mean_ms(runs_a))
-            times_b.append(b.mean_ms(runs_b))
+            times_a.append(timed(a, runs_a))
+            times_b.append(timed(b, runs_b))
     logs = np.log(np.asarray(times_a) / np.asarray(times_b))
     sigma = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
     noise = float(np.expm1(1.96 * 1.2533 * sigma / np.sqrt(rounds)))  # standard error of a median
