@@ -60,7 +60,6 @@ class RidgeSolver:
         gram = sums.xx - n * np.outer(self.x_mean, self.x_mean) if intercept else sums.xx.copy()
         penalty = ridge * max(float(np.trace(gram)) / max(len(gram), 1), 1e-12)
         gram[np.diag_indices_from(gram)] += penalty
-        self.gram = gram
         self.factor = SpdSolver(gram)
 
     def fit(self, sums: Sums) -> tuple[np.ndarray, np.ndarray]:
