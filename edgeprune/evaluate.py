@@ -120,23 +120,20 @@ def compare_all(
     reference = ActivationRunner(original, outputs, provider)
     runners = [ActivationRunner(candidate, outputs, provider) for candidate in candidates]
     judges: list = [None] * len(candidates)
-    sums = [[0.0, 0.0] for _ in candidates]  # squared difference, squared reference
+    diff_sq, ref_sq = [0.0] * len(candidates), 0.0
     images = 0
     for batch in data.batches(batch_size):
         expected = reference.run(batch.inputs)
+        ref_sq += sum(float(np.sum(expected[name].astype(np.float64) ** 2)) for name in outputs)
         for i, runner in enumerate(runners):
             got = runner.run(batch.inputs)
             for name in outputs:
-                sums[i][0] += float(np.sum((got[name].astype(np.float64) - expected[name]) ** 2))
-                sums[i][1] += float(np.sum(expected[name].astype(np.float64) ** 2))
+                diff_sq[i] += float(np.sum((got[name].astype(np.float64) - expected[name]) ** 2))
             if judges[i] is None:  # the first batch shows the output's concrete shape (and values, for detection)
                 judges[i] = _judge_for(task, head, expected[head].shape, expected[head], threshold, blank)
             judges[i].add(expected[head], got[head], batch.labels)
         images += len(batch.indices)
-    return [
-        _comparison(judge, diff_sq, ref_sq, images, task, original, head)
-        for judge, (diff_sq, ref_sq) in zip(judges, sums)
-    ]
+    return [_comparison(judge, diff, ref_sq, images, task, original, head) for judge, diff in zip(judges, diff_sq)]
 
 
 def _comparison(judge, diff_sq: float, ref_sq: float, images: int, task, original: ModelGraph, head: str) -> Comparison:

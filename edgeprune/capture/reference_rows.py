@@ -51,9 +51,6 @@ class Summed:
     parts: tuple
 
 
-Recipe = Fetched | Linear | Summed
-
-
 def recipes(model, tensors, consumers, fetched: set[str], positions: Mapping, consumer_positions) -> dict:
     """{tensor: its recipe} for every one of ``tensors`` (`SiteTensor`); a tensor that does not follow from
     the rows is `Fetched`. ``fetched``: what the session returns anyway; ``positions[name]``: a tensor's

@@ -39,7 +39,7 @@ class SiteRows:
         """Whether these are the rows of ``positions`` (None: one per image, ``images`` of them)."""
         if positions is None or self.positions is None:
             return positions is None and self.positions is None and self.spool.rows == images
-        return self.positions.shape == positions.shape and bool(np.array_equal(self.positions, positions))
+        return bool(np.array_equal(self.positions, positions))
 
 
 def site_positions(shape, layout: str, images: int, per_image: int, seed: int) -> np.ndarray | None:
